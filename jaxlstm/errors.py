@@ -15,3 +15,7 @@ class ConfigError(JaxlstmError):
 
 class RunError(JaxlstmError):
     """A run directory cannot be written, read or reused (exists already, corrupt, other architecture)."""
+
+
+class TrainingError(JaxlstmError):
+    """Training cannot go on (the loss or a gradient is NaN or infinite)."""

@@ -1,0 +1,110 @@
+r"""The LSTM cell: every gate equation of jaxlstm lives in this file, and only here.
+
+One step of a long short-term memory cell (Hochreiter & Schmidhuber, 1997; forget gate by Gers et al., 2000)
+maps an input :math:`x_t` and the previous state :math:`(h_{t-1}, c_{t-1})` to a new state:
+
+.. math::
+
+    z_t &= x_t W + h_{t-1} U + b                          && \text{pre-activations, } (4H,) \\
+    i_t &= \sigma(z_t^{[0:H]})                             && \text{input gate} \\
+    f_t &= \sigma(z_t^{[H:2H]})                            && \text{forget gate} \\
+    g_t &= \tanh(z_t^{[2H:3H]})                            && \text{cell candidate} \\
+    o_t &= \sigma(z_t^{[3H:4H]})                           && \text{output gate} \\
+    c_t &= f_t \odot c_{t-1} + i_t \odot g_t               && \text{cell state} \\
+    h_t &= o_t \odot \tanh(c_t)                            && \text{hidden state (the output)}
+
+Conventions, used everywhere in jaxlstm:
+
+- gate order **i, f, g, o** along the last axis of ``W``, ``U`` and ``b``;
+- state **(h, c)**;
+- ``W`` has shape (in, 4H) and multiplies from the right (``x @ W``), ``U`` has shape (H, 4H), one bias (4H,).
+
+These are exactly Keras's ``kernel``, ``recurrent_kernel`` and ``bias`` (Keras names the gates i, f, c, o: the same
+order). PyTorch stores ``weight_ih`` = ``W.T`` and ``weight_hh`` = ``U.T`` and splits the bias in two
+(``bias_ih + bias_hh = b``). Flax Linen's carry is ``(c, h)``, the other way round.
+
+The cell is split in two so that fast paths can reorganise the work without copying the equations:
+:func:`lstm_update` holds the gate equations given the pre-activations :math:`z_t`, and :func:`lstm_step` is the
+textbook step that computes :math:`z_t` with two matmuls. A layer that hoists the input projection
+:math:`x_t W + b` out of the time loop, or a convolutional LSTM that computes :math:`z_t` with convolutions, calls
+:func:`lstm_update` directly.
+
+>>> import jax.numpy as jnp
+>>> params = LSTMParams(W=jnp.zeros((1, 8)), U=jnp.zeros((2, 8)), b=jnp.zeros(8))
+>>> state = lstm_step(params, LSTMState.zeros((), 2), jnp.ones(1))
+>>> state.c  # i = sigmoid(0) = 0.5 and g = tanh(0) = 0, so c = 0.5 * 0 + 0.5 * 0
+Array([0., 0.], dtype=float32)
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class LSTMState(NamedTuple):
+    """The recurrent state: hidden state ``h`` and cell state ``c``, each shaped (..., H)."""
+
+    h: Array
+    c: Array
+
+    @classmethod
+    def zeros(cls, batch_shape: tuple[int, ...], hidden_size: int, dtype: jnp.dtype = jnp.float32) -> "LSTMState":
+        """A zero state shaped ``batch_shape + (hidden_size,)``, as Keras and PyTorch start by default."""
+        zeros = jnp.zeros((*batch_shape, hidden_size), dtype)
+        return cls(h=zeros, c=zeros)
+
+
+class LSTMParams(NamedTuple):
+    """Weights of one LSTM cell, gate order i, f, g, o.
+
+    Attributes:
+        W: input kernel, (in_features, 4H).
+        U: recurrent kernel, (H, 4H).
+        b: bias, (4H,).
+    """
+
+    W: Array
+    U: Array
+    b: Array
+
+
+class Gates(NamedTuple):
+    """The four gate activations of one step, each shaped (..., H)."""
+
+    input: Array
+    forget: Array
+    candidate: Array
+    output: Array
+
+
+def lstm_update(preactivation: Array, c: Array) -> tuple[LSTMState, Gates]:
+    """The gate equations: from pre-activations ``z`` (..., 4H) and the old cell state ``c`` (..., H).
+
+    Returns the new state and the gates that produced it.
+    """
+    z_input, z_forget, z_candidate, z_output = jnp.split(preactivation, 4, axis=-1)
+    input_gate = jax.nn.sigmoid(z_input)
+    forget_gate = jax.nn.sigmoid(z_forget)
+    candidate = jnp.tanh(z_candidate)
+    output_gate = jax.nn.sigmoid(z_output)
+    c_new = forget_gate * c + input_gate * candidate
+    h_new = output_gate * jnp.tanh(c_new)
+    return LSTMState(h=h_new, c=c_new), Gates(input_gate, forget_gate, candidate, output_gate)
+
+
+def lstm_step(params: LSTMParams, state: LSTMState, x: Array) -> LSTMState:
+    """One textbook LSTM step.
+
+    Args:
+        params: the cell's weights.
+        state: ``(h, c)``, each (..., H).
+        x: input, (..., in_features).
+
+    Returns:
+        The new state ``(h, c)``, each (..., H).
+    """
+    preactivation = x @ params.W + state.h @ params.U + params.b
+    return lstm_update(preactivation, state.c)[0]

@@ -1,0 +1,196 @@
+"""Recurrent layers as Flax NNX modules: the cell of :mod:`jaxlstm.cell` run over time with ``jax.lax.scan``.
+
+Arrays are batch-major, as in Keras: inputs (batch, time, features), sequence outputs (batch, time, units).
+
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> layer = LSTM(1, 50, rngs=nnx.Rngs(0))
+>>> layer(jnp.ones((32, 60, 1))).shape
+(32, 60, 50)
+>>> bidirectional = Bidirectional(LSTM(1, 50, rngs=nnx.Rngs(0)), LSTM(1, 50, reverse=True, rngs=nnx.Rngs(1)))
+>>> bidirectional(jnp.ones((32, 60, 1))).shape
+(32, 60, 100)
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, get_args
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlstm.cell import LSTMParams, LSTMState, lstm_step
+
+Array = jax.Array
+Initializer = Callable[[Array, tuple[int, ...], jnp.dtype], Array]
+MergeMode = Literal["concat", "sum", "mul", "ave"]
+GLOROT_UNIFORM = nnx.initializers.glorot_uniform()
+ORTHOGONAL = nnx.initializers.orthogonal()
+
+
+def unit_forget_bias(key: Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.float32) -> Array:
+    """Zero bias with the forget-gate slice set to 1 (Keras's ``unit_forget_bias=True``); shape (4H,)."""
+    del key
+    hidden_size = shape[-1] // 4
+    return jnp.zeros(shape, dtype).at[..., hidden_size : 2 * hidden_size].set(1.0)
+
+
+def scan_lstm(
+    params: LSTMParams,
+    x: Array,
+    initial_state: LSTMState,
+    *,
+    reverse: bool = False,
+    unroll: int = 1,
+) -> tuple[Array, LSTMState]:
+    """Runs :func:`~jaxlstm.cell.lstm_step` over the time axis.
+
+    Args:
+        params: the cell's weights.
+        x: inputs, (batch, time, in_features).
+        initial_state: ``(h, c)``, each (batch, H).
+        reverse: walk from the last time step to the first. Outputs stay aligned with the inputs'
+            time axis (``outputs[:, t]`` is the state after reading ``x[:, t]``), as in Keras's Bidirectional.
+        unroll: time steps per loop iteration, passed to ``jax.lax.scan``.
+
+    Returns:
+        ``outputs`` (batch, time, H), the hidden state after every step, and the final state.
+    """
+
+    def step(state: LSTMState, x_t: Array) -> tuple[LSTMState, Array]:
+        state = lstm_step(params, state, x_t)
+        return state, state.h
+
+    final_state, outputs = jax.lax.scan(step, initial_state, jnp.swapaxes(x, 0, 1), reverse=reverse, unroll=unroll)
+    return jnp.swapaxes(outputs, 0, 1), final_state
+
+
+class RecurrentLayer(Protocol):
+    """What :class:`Bidirectional` and :class:`Stacked` need of a layer: :class:`LSTM` and ConvLSTM fit."""
+
+    reverse: bool
+    return_sequences: bool
+    out_features: int
+
+    def __call__(self, x: Array) -> Array: ...
+
+
+class LSTM(nnx.Module):
+    """An LSTM layer: :func:`scan_lstm` with the weights as NNX parameters.
+
+    The default initialisers are Keras's (glorot-uniform ``W``, orthogonal ``U``, unit forget bias), so that a
+    model built here trains like the tutorial's Keras model.
+
+    Args:
+        in_features: size of each input vector.
+        hidden_size: H, the number of units.
+        return_sequences: return every step's ``h`` (batch, time, H) rather than the final ``h`` (batch, H).
+        reverse: read the sequence from the end (the backward half of a bidirectional layer).
+        unroll: time steps per loop iteration of ``jax.lax.scan``.
+        rngs: source of the ``params`` key.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        return_sequences: bool = True,
+        reverse: bool = False,
+        unroll: int = 1,
+        kernel_init: Initializer = GLOROT_UNIFORM,
+        recurrent_init: Initializer = ORTHOGONAL,
+        bias_init: Initializer = unit_forget_bias,
+        rngs: nnx.Rngs,
+    ):
+        self.in_features = in_features
+        self.hidden_size = hidden_size
+        self.out_features = hidden_size
+        self.return_sequences = return_sequences
+        self.reverse = reverse
+        self.unroll = unroll
+        self.W = nnx.Param(kernel_init(rngs.params(), (in_features, 4 * hidden_size), jnp.float32))
+        self.U = nnx.Param(recurrent_init(rngs.params(), (hidden_size, 4 * hidden_size), jnp.float32))
+        self.b = nnx.Param(bias_init(rngs.params(), (4 * hidden_size,), jnp.float32))
+
+    @property
+    def params(self) -> LSTMParams:
+        """The weights as a plain :class:`~jaxlstm.cell.LSTMParams`."""
+        return LSTMParams(W=self.W[...], U=self.U[...], b=self.b[...])
+
+    def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
+        """All outputs (batch, time, H) and the final state; the state starts at zero unless given."""
+        if initial_state is None:
+            initial_state = LSTMState.zeros(x.shape[:1], self.hidden_size, x.dtype)
+        return scan_lstm(self.params, x, initial_state, reverse=self.reverse, unroll=self.unroll)
+
+    def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
+        """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H)."""
+        outputs, final_state = self.scan(x, initial_state)
+        return outputs if self.return_sequences else final_state.h
+
+
+def merge(forward: Array, backward: Array, mode: MergeMode) -> Array:
+    """Combines the two directions' outputs as Keras's ``Bidirectional(merge_mode=...)`` does."""
+    if mode == "concat":
+        return jnp.concatenate([forward, backward], axis=-1)
+    if mode == "sum":
+        return forward + backward
+    if mode == "mul":
+        return forward * backward
+    return (forward + backward) / 2
+
+
+class Bidirectional(nnx.Module):
+    """Runs a forward and a backward layer over the same input and merges their outputs.
+
+    Args:
+        forward_layer: a layer with ``reverse=False``.
+        backward_layer: the same kind of layer with ``reverse=True`` and the same ``return_sequences``.
+        merge_mode: ``concat`` (default, as in Keras), ``sum``, ``mul`` or ``ave``.
+    """
+
+    def __init__(self, forward_layer: RecurrentLayer, backward_layer: RecurrentLayer, merge_mode: MergeMode = "concat"):
+        if forward_layer.reverse or not backward_layer.reverse:
+            raise ValueError("Bidirectional needs a forward layer (reverse=False) and a backward one (reverse=True)")
+        if forward_layer.return_sequences != backward_layer.return_sequences:
+            raise ValueError("Bidirectional needs both layers to agree on return_sequences")
+        if merge_mode not in get_args(MergeMode):
+            raise ValueError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(get_args(MergeMode))}")
+        self.forward_layer = forward_layer
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+        self.reverse = False
+        self.return_sequences = forward_layer.return_sequences
+        width = forward_layer.out_features
+        self.out_features = 2 * width if merge_mode == "concat" else width
+
+    def __call__(self, x: Array) -> Array:
+        """Merged outputs: (batch, time, out_features) or (batch, out_features)."""
+        return merge(self.forward_layer(x), self.backward_layer(x), self.merge_mode)
+
+
+class Stacked(nnx.Module):
+    """Recurrent layers one after another, with dropout after each, as in the tutorial's Keras model.
+
+    Args:
+        layers: the layers, in order; each but the last must return sequences.
+        dropout: rate of the dropout applied after every layer (0 turns it off).
+    """
+
+    def __init__(self, layers: Sequence[RecurrentLayer], dropout: float = 0.0):
+        for index, layer in enumerate(layers[:-1]):
+            if not layer.return_sequences:
+                raise ValueError(f"layer {index} of a stack must return sequences: the next layer reads them")
+        self.layers = nnx.List(layers)
+        self.dropout = nnx.Dropout(dropout)
+        self.out_features = layers[-1].out_features
+
+    def __call__(self, x: Array, *, dropout_key: Array | None = None) -> Array:
+        """Runs the stack; dropout is applied only when a ``dropout_key`` is given (training)."""
+        keys = (
+            [None] * len(self.layers) if dropout_key is None else list(jax.random.split(dropout_key, len(self.layers)))
+        )
+        for layer, key in zip(self.layers, keys, strict=True):
+            x = self.dropout(layer(x), deterministic=key is None, rngs=key)
+        return x

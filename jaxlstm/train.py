@@ -1,0 +1,211 @@
+"""Training: one jitted, pure program per epoch (shuffle, then ``lax.scan`` over mini-batches), driven by :func:`fit`.
+
+The model is split with ``nnx.split`` into a static graph and a pytree of parameters; the epoch function is a pure
+function of ``(params, optimizer state, PRNG key)``, compiled once ahead of time, with its buffers donated. This is
+Flax's own advice for small models, where ``nnx.jit``'s graph traversal would cost more than the step.
+
+Semantics follow Keras's ``model.fit(x, y, epochs=100, batch_size=32)`` as used by the tutorial: samples are shuffled
+every epoch, the last partial batch is kept (it is padded to the batch size and masked out of the loss, so its
+gradient is that of its real samples alone), and the epoch loss is the sample-weighted mean of the batch losses.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from jaxlstm.errors import ConfigError, TrainingError
+from jaxlstm.models import Forecaster
+
+Array = jax.Array
+PyTree = Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of :func:`fit`; the defaults are the tutorial's.
+
+    Attributes:
+        epochs: passes over the training windows.
+        batch_size: windows per Adam step; the last partial batch is kept.
+        learning_rate: Adam's step size.
+        adam_epsilon: Adam's epsilon. The default is Keras's 1e-7 (optax's own default is 1e-8).
+        seed: seeds the shuffling and the dropout masks (the weights are seeded where the model is built).
+        validation_split: fraction of the training windows, the *last* ones chronologically, held out to
+            watch the validation loss (as Keras's ``validation_split``); 0 holds out nothing.
+        patience: with a validation split, stop after this many epochs without a better validation loss
+            and restore the best weights (Keras's ``EarlyStopping(restore_best_weights=True)``).
+        clip_norm: clip each step's gradient to this global norm (off when None).
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    adam_epsilon: float = 1e-7
+    seed: int = 0
+    validation_split: float = 0.0
+    patience: int | None = None
+    clip_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ConfigError(f"validation split must be in [0, 1), got {self.validation_split}")
+        if self.patience is not None and (self.patience < 1 or self.validation_split == 0.0):
+            raise ConfigError("patience needs a positive value and a validation split (e.g. --validation-split 0.1)")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ConfigError(f"clip norm must be positive, got {self.clip_norm}")
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured: losses per epoch (scaled units) and where the time went."""
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    compile_seconds: float = 0.0
+    train_seconds: float = 0.0
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Adam with the configured step size and epsilon, after optional global-norm clipping."""
+    adam = optax.adam(config.learning_rate, eps=config.adam_epsilon)
+    return adam if config.clip_norm is None else optax.chain(optax.clip_by_global_norm(config.clip_norm), adam)
+
+
+def masked_mse(predictions: Array, targets: Array, mask: Array) -> Array:
+    """Mean squared error over the entries where ``mask`` is true; all (batch,)."""
+    return jnp.sum(jnp.where(mask, (predictions - targets) ** 2, 0.0)) / jnp.sum(mask)
+
+
+def make_epoch(
+    graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, n_samples: int, batch_size: int
+) -> Callable[[PyTree, PyTree, Array, Array, Array], tuple[PyTree, PyTree, Array]]:
+    """Builds ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_loss)``, a pure function.
+
+    ``x`` is (n_samples, time, features) and ``y`` (n_samples,). The batches are a fresh permutation drawn from
+    ``key``; the last one is padded with index 0 and masked. Each batch gets its own dropout key.
+    """
+    n_batches = math.ceil(n_samples / batch_size)
+    padding = n_batches * batch_size - n_samples
+    batch_sizes = jnp.asarray([batch_size] * (n_batches - 1) + [batch_size - padding], jnp.float32)
+
+    def loss_fn(params: PyTree, x: Array, y: Array, mask: Array, dropout_key: Array) -> Array:
+        model = nnx.merge(graphdef, params)
+        return masked_mse(model(x, dropout_key=dropout_key), y, mask)
+
+    def epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple[PyTree, PyTree, Array]:
+        shuffle_key, dropout_key = jax.random.split(key)
+        order = jnp.concatenate([jax.random.permutation(shuffle_key, n_samples), jnp.zeros(padding, jnp.int32)])
+        mask = jnp.arange(n_batches * batch_size) < n_samples
+        batches = (
+            order.reshape(n_batches, batch_size),
+            mask.reshape(n_batches, batch_size),
+            jax.random.split(dropout_key, n_batches),
+        )
+
+        def step(
+            carry: tuple[PyTree, PyTree], batch: tuple[Array, Array, Array]
+        ) -> tuple[tuple[PyTree, PyTree], Array]:
+            params, opt_state = carry
+            indices, batch_mask, batch_key = batch
+            loss, grads = jax.value_and_grad(loss_fn)(params, x[indices], y[indices], batch_mask, batch_key)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
+        return params, opt_state, jnp.sum(losses * batch_sizes) / n_samples
+
+    return epoch
+
+
+def make_evaluate(graphdef: nnx.GraphDef) -> Callable[[PyTree, Array, Array], Array]:
+    """Builds ``evaluate(params, x, y) -> mse`` without dropout."""
+
+    def evaluate(params: PyTree, x: Array, y: Array) -> Array:
+        return jnp.mean((nnx.merge(graphdef, params)(x) - y) ** 2)
+
+    return evaluate
+
+
+def fit(
+    model: Forecaster,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    *,
+    progress: bool = True,
+) -> History:
+    """Trains ``model`` in place on windows ``x`` (n, time, features) and scaled targets ``y`` (n,).
+
+    Returns the loss history. Raises :class:`~jaxlstm.errors.TrainingError` if the loss stops being finite.
+
+    >>> from flax import nnx
+    >>> from jaxlstm.models import preset
+    >>> model = Forecaster(preset("vanilla", units=4), rngs=nnx.Rngs(0))
+    >>> x = np.linspace(0, 1, 10 * 5, dtype=np.float32).reshape(10, 5, 1)
+    >>> history = fit(model, x, x[:, -1, 0], TrainConfig(epochs=3, batch_size=4), progress=False)
+    >>> len(history.loss)
+    3
+    """
+    n_validation = int(len(x) * config.validation_split)
+    n_train = len(x) - n_validation
+    if n_train < 1 or (config.validation_split > 0 and n_validation < 1):
+        raise ConfigError(f"{len(x)} windows cannot be split with validation_split={config.validation_split}")
+    x_train, y_train = jnp.asarray(x[:n_train]), jnp.asarray(y[:n_train])
+    x_val, y_val = jnp.asarray(x[n_train:]), jnp.asarray(y[n_train:])
+
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer = make_optimizer(config)
+    opt_state = optimizer.init(params)
+    key = jax.random.key(config.seed)
+    history = History()
+
+    start = time.perf_counter()
+    epoch = make_epoch(graphdef, optimizer, n_train, config.batch_size)
+    epoch_fn = jax.jit(epoch, donate_argnums=(0, 1)).lower(params, opt_state, key, x_train, y_train).compile()
+    evaluate_fn = jax.jit(make_evaluate(graphdef)).lower(params, x_val, y_val).compile() if n_validation else None
+    history.compile_seconds = time.perf_counter() - start
+
+    best_params, best_val_loss = None, math.inf
+    start = time.perf_counter()
+    bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
+    for index in bar:
+        key, epoch_key = jax.random.split(key)
+        params, opt_state, loss = epoch_fn(params, opt_state, epoch_key, x_train, y_train)
+        history.loss.append(float(loss))
+        if not math.isfinite(history.loss[-1]):
+            bar.close()
+            raise TrainingError(
+                f"the training loss became {history.loss[-1]} at epoch {index + 1}; lower --lr or set --clip-norm"
+            )
+        postfix = {"loss": f"{history.loss[-1]:.3g}"}
+        if evaluate_fn is not None:
+            history.val_loss.append(float(evaluate_fn(params, x_val, y_val)))
+            postfix["val_loss"] = f"{history.val_loss[-1]:.3g}"
+            if history.val_loss[-1] < best_val_loss:
+                best_val_loss, history.best_epoch = history.val_loss[-1], index + 1
+                best_params = jax.tree.map(jnp.copy, params)
+            elif config.patience is not None and index + 1 - history.best_epoch >= config.patience:
+                break
+        bar.set_postfix(postfix)
+    bar.close()
+    history.train_seconds = time.perf_counter() - start
+    if config.patience is not None and best_params is not None:
+        params = best_params
+    nnx.update(model, params)
+    return history

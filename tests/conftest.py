@@ -1,0 +1,17 @@
+"""Shared fixtures: paths to the bundled data and to the real Yahoo CSVs in ../shared/data (when present)."""
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "data"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def shared_csv(name: str) -> Path:
+    """A real Yahoo CSV from ../shared/data; the test is skipped when the folder is absent."""
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (real Yahoo data lives outside the project)")
+    return path

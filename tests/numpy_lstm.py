@@ -1,0 +1,48 @@
+"""An independent textbook LSTM in NumPy, the oracle of the tests: one weight matrix per gate, no fused slab."""
+
+import numpy as np
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def split_gates(W: np.ndarray, U: np.ndarray, b: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per-gate (W_k, U_k, b_k) from fused weights in the documented i, f, g, o order."""
+    H = U.shape[0]
+    names = ("i", "f", "g", "o")
+    return {
+        name: (W[:, k * H : (k + 1) * H], U[:, k * H : (k + 1) * H], b[k * H : (k + 1) * H])
+        for k, name in enumerate(names)
+    }
+
+
+def step(gates: dict, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One step, each gate computed on its own line from its own weights."""
+    Wi, Ui, bi = gates["i"]
+    Wf, Uf, bf = gates["f"]
+    Wg, Ug, bg = gates["g"]
+    Wo, Uo, bo = gates["o"]
+    i = sigmoid(x @ Wi + h @ Ui + bi)
+    f = sigmoid(x @ Wf + h @ Uf + bf)
+    g = np.tanh(x @ Wg + h @ Ug + bg)
+    o = sigmoid(x @ Wo + h @ Uo + bo)
+    c = f * c + i * g
+    h = o * np.tanh(c)
+    return h, c, {"input": i, "forget": f, "candidate": g, "output": o}
+
+
+def run(W, U, b, x, h0=None, c0=None, reverse=False):
+    """Runs the textbook step over x (batch, time, in); returns outputs (batch, time, H) and the final (h, c)."""
+    x = np.asarray(x, np.float64)
+    batch, time = x.shape[:2]
+    H = U.shape[0]
+    gates = split_gates(*(np.asarray(a, np.float64) for a in (W, U, b)))
+    h = np.zeros((batch, H)) if h0 is None else np.asarray(h0, np.float64)
+    c = np.zeros((batch, H)) if c0 is None else np.asarray(c0, np.float64)
+    outputs = np.zeros((batch, time, H))
+    steps = range(time - 1, -1, -1) if reverse else range(time)
+    for t in steps:
+        h, c, _ = step(gates, x[:, t], h, c)
+        outputs[:, t] = h
+    return outputs, h, c

@@ -1,0 +1,113 @@
+"""Layers against the textbook NumPy LSTM, a Python loop over the cell, and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.test_util import check_grads
+
+from jaxlstm.cell import LSTMState, lstm_step
+from jaxlstm.layers import LSTM, Bidirectional, Stacked, scan_lstm
+from tests import numpy_lstm
+
+
+def make_layer(n_in: int = 3, hidden: int = 5, seed: int = 0, **kwargs) -> LSTM:
+    layer = LSTM(n_in, hidden, rngs=nnx.Rngs(seed), **kwargs)
+    rng = np.random.default_rng(seed)
+    layer.b[...] = jnp.asarray(rng.normal(0, 0.5, layer.b.shape), jnp.float32)  # a non-trivial bias
+    return layer
+
+
+def inputs(batch: int = 4, time: int = 9, n_in: int = 3, seed: int = 1) -> jax.Array:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(batch, time, n_in)), jnp.float32)
+
+
+def test_scan_equals_python_loop_over_the_cell() -> None:
+    layer, x = make_layer(), inputs()
+    state = LSTMState(jnp.full((4, 5), 0.3), jnp.full((4, 5), -0.2))
+    outputs, final = layer.scan(x, state)
+    for t in range(x.shape[1]):
+        state = lstm_step(layer.params, state, x[:, t])
+        np.testing.assert_allclose(outputs[:, t], state.h, atol=1e-6)
+    np.testing.assert_allclose(final.c, state.c, atol=1e-6)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_layer_equals_textbook(reverse: bool) -> None:
+    layer, x = make_layer(reverse=reverse), inputs()
+    ref_outputs, ref_h, ref_c = numpy_lstm.run(*layer.params, x, reverse=reverse)
+    outputs, final = layer.scan(x)
+    np.testing.assert_allclose(outputs, ref_outputs, atol=1e-5)
+    np.testing.assert_allclose(final.h, ref_h, atol=1e-5)
+    np.testing.assert_allclose(final.c, ref_c, atol=1e-5)
+
+
+def test_return_sequences_false_gives_the_last_state() -> None:
+    layer, x = make_layer(return_sequences=False), inputs()
+    _, ref_h, _ = numpy_lstm.run(*layer.params, x)
+    np.testing.assert_allclose(layer(x), ref_h, atol=1e-5)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_backward_half_is_the_forward_layer_on_the_reversed_sequence(return_sequences: bool) -> None:
+    forward = make_layer(seed=0, return_sequences=return_sequences)
+    backward = make_layer(seed=1, reverse=True, return_sequences=return_sequences)
+    x = inputs()
+    merged = Bidirectional(forward, backward)(x)
+
+    twin = make_layer(seed=1, return_sequences=return_sequences)  # same weights as `backward`, reading forwards
+    on_reversed = twin(x[:, ::-1])
+    expected_backward = on_reversed[:, ::-1] if return_sequences else on_reversed
+    np.testing.assert_allclose(merged[..., 5:], expected_backward, atol=1e-6)
+    np.testing.assert_allclose(merged[..., :5], forward(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("mode", "combine"),
+    [("sum", np.add), ("mul", np.multiply), ("ave", lambda a, b: (a + b) / 2)],
+)
+def test_merge_modes(mode: str, combine) -> None:
+    forward, backward = make_layer(seed=0), make_layer(seed=1, reverse=True)
+    x = inputs()
+    ref_forward, _, _ = numpy_lstm.run(*forward.params, x)
+    ref_backward, _, _ = numpy_lstm.run(*backward.params, x, reverse=True)
+    np.testing.assert_allclose(Bidirectional(forward, backward, mode)(x), combine(ref_forward, ref_backward), atol=1e-5)
+
+
+def test_bidirectional_rejects_two_forward_layers() -> None:
+    with pytest.raises(ValueError, match="reverse=True"):
+        Bidirectional(make_layer(), make_layer())
+
+
+def test_stacked_without_dropout_key_chains_the_layers() -> None:
+    first, second = make_layer(3, 5, seed=0), make_layer(5, 4, seed=2, return_sequences=False)
+    x = inputs()
+    hidden, _, _ = numpy_lstm.run(*first.params, x)
+    _, expected, _ = numpy_lstm.run(*second.params, hidden)
+    np.testing.assert_allclose(Stacked([first, second], dropout=0.5)(x), expected, atol=1e-5)
+
+
+def test_stacked_dropout_zeroes_and_rescales() -> None:
+    layer = make_layer()
+    x = inputs()
+    clean = np.asarray(layer(x))
+    dropped = np.asarray(Stacked([layer], dropout=0.5)(x, dropout_key=jax.random.key(0)))
+    kept = dropped != 0
+    assert 0.3 < kept.mean() < 0.7
+    np.testing.assert_allclose(dropped[kept], 2 * clean[kept], rtol=1e-6)
+
+
+def test_gradients_match_finite_differences() -> None:
+    """In float64, so that central differences are accurate enough for a tight tolerance."""
+    layer = make_layer(2, 3)
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), layer.params)
+        x = jnp.asarray(inputs(2, 6, 2), jnp.float64)
+        state = LSTMState(jnp.zeros((2, 3), jnp.float64), jnp.zeros((2, 3), jnp.float64))
+
+        def loss(params, x):
+            outputs, final = scan_lstm(params, x, state)
+            return jnp.sum(outputs**2) + jnp.sum(final.c)
+
+        check_grads(loss, (params, x), order=2, modes=["rev"], eps=1e-4, atol=1e-5, rtol=1e-5)
