@@ -67,7 +67,7 @@ def scaler_from_dict(content: dict[str, list[float]]) -> MinMaxScaler:
 
 def save_model(directory: Path, model: Forecaster) -> None:
     """Writes the weights to ``params.msgpack``."""
-    pure = nnx.state(model, nnx.Param).to_pure_dict()
+    pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     (directory / PARAMS_FILE).write_bytes(serialization.msgpack_serialize(pure))
 
 
@@ -93,12 +93,12 @@ def load_run(directory: Path) -> Run:
         raise RunError(f"{directory} holds a corrupt run file ({error}); train it again") from None
     model = Forecaster(ModelConfig(**config["model"]), rngs=nnx.Rngs(0))
     state = nnx.state(model, nnx.Param)
-    expected = jax.tree.map(np.shape, state.to_pure_dict())
+    expected = jax.tree.map(np.shape, nnx.to_pure_dict(state))
     try:
-        state.replace_by_pure_dict(weights)
+        nnx.replace_by_pure_dict(state, weights)
     except (KeyError, ValueError) as error:
         raise RunError(f"{directory}/{PARAMS_FILE} does not match the saved model config ({error})") from None
-    if jax.tree.map(np.shape, state.to_pure_dict()) != expected:
+    if jax.tree.map(np.shape, nnx.to_pure_dict(state)) != expected:
         raise RunError(f"{directory}/{PARAMS_FILE} holds weights of other shapes than its config.json describes")
     nnx.update(model, state)
     return Run(

@@ -170,6 +170,7 @@ def fit(
     x_val, y_val = jnp.asarray(x[n_train:]), jnp.asarray(y[n_train:])
 
     graphdef, params = nnx.split(model, nnx.Param)
+    params = jax.tree.map(jnp.copy, params)  # the epoch donates its inputs: never hand it the model's own buffers
     optimizer = make_optimizer(config)
     opt_state = optimizer.init(params)
     key = jax.random.key(config.seed)

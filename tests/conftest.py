@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the bundled data and to the real Yahoo CSVs in ../shared/data (when present)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: a peer that needs no TensorFlow
 
 
 def shared_csv(name: str) -> Path:

@@ -1,0 +1,86 @@
+"""The command line: a short `train` writes a complete run that `predict` reloads; user errors exit 2 cleanly."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxlstm.cli import main
+
+FAST = ["--arch", "vanilla", "--units", "8", "--epochs", "2", "--quiet"]
+RUN_FILES = {
+    "config.json",
+    "params.msgpack",
+    "scalers.json",
+    "metrics.json",
+    "predictions.csv",
+    "loss.png",
+    "predictions.png",
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "demo"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_every_file(run_dir: Path) -> None:
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["train_windows"] == 112 and metrics["test_windows"] == 58
+    assert len(metrics["loss"]) == 2
+    table = pd.read_csv(run_dir / "predictions.csv")
+    naive_rmse = float(np.sqrt(np.mean((table["Open"] - table["naive"]) ** 2)))
+    assert metrics["naive"]["rmse"] == pytest.approx(naive_rmse)
+    assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_reproduces_the_runs_predictions(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", "--run", str(run_dir), "--out", str(out)]) == 0
+    saved = pd.read_csv(run_dir / "predictions.csv").set_index("Date")
+    predicted = pd.read_csv(out).set_index("Date")
+    np.testing.assert_allclose(predicted.loc[saved.index, "predicted"], saved["predicted"], rtol=1e-5)
+    assert pd.isna(predicted["Open"].iloc[-1])  # the last window forecasts the day after the data
+
+
+def test_existing_run_is_not_overwritten(run_dir: Path, capsys) -> None:
+    before = (run_dir / "params.msgpack").read_bytes()
+    assert main(["train", *FAST, "--out", str(run_dir)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert (run_dir / "params.msgpack").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--csv", "no/such/file.csv"], "no/such/file.csv"),
+        (["--features", "Open,Nope"], "Nope"),
+        (["--window", "500"], "window"),
+        (["--last-rows", "0"], "--last-rows"),
+    ],
+)
+def test_user_errors_exit_2_and_write_nothing(tmp_path: Path, capsys, arguments: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxlstm: error: ") and message in err and err.count("\n") == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxlstm.cli", "predict", "--run", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "is not a complete jaxlstm run" in result.stderr

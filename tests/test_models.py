@@ -1,0 +1,59 @@
+"""Presets against the tutorial's Keras models: the same parameter counts, layer by layer."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxlstm.errors import ConfigError
+from jaxlstm.models import Forecaster, ModelConfig, count_parameters, preset
+
+keras = pytest.importorskip("keras")
+
+
+def keras_tutorial_model(arch: str) -> "keras.Model":
+    """The tutorial's Keras code: LSTM(50) layers, Dropout(0.2) after each, Dense(1)."""
+    layers = [keras.Input((60, 1))]
+    n_layers = 1 if arch == "vanilla" else 4
+    for index in range(n_layers):
+        lstm = keras.layers.LSTM(50, return_sequences=index < n_layers - 1)
+        layers += [keras.layers.Bidirectional(lstm) if arch == "bidirectional" else lstm, keras.layers.Dropout(0.2)]
+    return keras.Sequential([*layers, keras.layers.Dense(1)])
+
+
+@pytest.mark.parametrize(("arch", "expected"), [("vanilla", 10_451), ("stacked", 71_051), ("bidirectional", 202_101)])
+def test_parameter_count_equals_keras(arch: str, expected: int) -> None:
+    ours = count_parameters(Forecaster(preset(arch), rngs=nnx.Rngs(0)))
+    assert ours == keras_tutorial_model(arch).count_params() == expected
+
+
+@pytest.mark.parametrize("arch", ["vanilla", "stacked", "bidirectional"])
+def test_forecast_shape_and_determinism_without_dropout_key(arch: str) -> None:
+    model = Forecaster(preset(arch, units=8), rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(0).random((5, 12, 1)), jnp.float32)
+    assert model(x).shape == (5,)
+    np.testing.assert_array_equal(model(x), model(x))
+
+
+def test_initialisation_follows_keras() -> None:
+    """Unit forget bias, orthogonal recurrent kernel, glorot-uniform bounds, as Keras's LSTM defaults."""
+    layer = Forecaster(preset("vanilla"), rngs=nnx.Rngs(0)).recurrent.layers[0]
+    b, U, W = np.asarray(layer.b[...]), np.asarray(layer.U[...]), np.asarray(layer.W[...])
+    np.testing.assert_array_equal(b, np.r_[np.zeros(50), np.ones(50), np.zeros(100)])
+    np.testing.assert_allclose(U @ U.T, np.eye(50), atol=1e-5)
+    assert np.abs(W).max() <= np.sqrt(6 / (1 + 200))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"layers": 0}, "layers must be a positive integer"),
+        ({"units": -3}, "units must be a positive integer"),
+        ({"dropout": 1.0}, "dropout must be in"),
+        ({"arch": "vanilla", "layers": 2}, "vanilla architecture has one layer"),
+        ({"arch": "gru"}, "unknown architecture"),
+    ],
+)
+def test_bad_config_is_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**kwargs)
