@@ -83,13 +83,19 @@ class Gates(NamedTuple):
 def lstm_update(preactivation: Array, c: Array) -> tuple[LSTMState, Gates]:
     """The gate equations: from pre-activations ``z`` (..., 4H) and the old cell state ``c`` (..., H).
 
+    The sigmoids use the identity :math:`\\sigma(z) = (1 + \\tanh(z / 2)) / 2`, so that one ``tanh`` over the
+    whole contiguous (..., 4H) slab computes all four gates. XLA vectorises that far better than four activations
+    on H-wide slices: on XLA:CPU at H = 50 it makes a step about 2.5x faster forward (benchmarks/cell_activation.py).
+
     Returns the new state and the gates that produced it.
     """
-    z_input, z_forget, z_candidate, z_output = jnp.split(preactivation, 4, axis=-1)
-    input_gate = jax.nn.sigmoid(z_input)
-    forget_gate = jax.nn.sigmoid(z_forget)
-    candidate = jnp.tanh(z_candidate)
-    output_gate = jax.nn.sigmoid(z_output)
+    hidden_size = preactivation.shape[-1] // 4
+    halves = jnp.repeat(jnp.array([0.5, 0.5, 1.0, 0.5], preactivation.dtype), hidden_size)
+    squashed = jnp.tanh(preactivation * halves)  # tanh(z / 2) on the i, f, o slices, tanh(z) on g
+    tanh_input, tanh_forget, candidate, tanh_output = jnp.split(squashed, 4, axis=-1)
+    input_gate = (1 + tanh_input) / 2  # = sigmoid(z_input)
+    forget_gate = (1 + tanh_forget) / 2  # = sigmoid(z_forget)
+    output_gate = (1 + tanh_output) / 2  # = sigmoid(z_output)
     c_new = forget_gate * c + input_gate * candidate
     h_new = output_gate * jnp.tanh(c_new)
     return LSTMState(h=h_new, c=c_new), Gates(input_gate, forget_gate, candidate, output_gate)

@@ -1,0 +1,99 @@
+"""The fast path: an LSTM sequence with a hand-scheduled backward pass (``jax.custom_vjp``).
+
+It computes exactly what :func:`jaxlstm.layers.scan_lstm` computes, and reuses the gate equations of
+:func:`jaxlstm.cell.lstm_update` in both directions: the forward loop calls it, and the backward loop asks JAX for
+its VJP one step at a time. What changes is the schedule of the work:
+
+- the input projection ``x @ W + b`` is one large matmul before the loop instead of a small one per step
+  (``hoist_input=True``; on some backends a small matmul in the loop is cheaper, so it is a choice);
+- the forward loop keeps the pre-activations ``z_t`` and the previous cell states as residuals;
+- the backward loop carries ``(dh, dc)`` and does one small matmul per step, ``dh_{t-1} = dz_t U^T``;
+- the weight gradients ``dW = X^T dZ``, ``dU = H_{prev}^T dZ``, ``db = sum dZ`` and the input gradient
+  ``dX = dZ W^T`` are four large matmuls after the loop, where autodiff of ``lax.scan`` would do three small
+  ones inside every step.
+
+Arrays are time-major here: ``xs`` (time, batch, in_features), outputs (time, batch, H).
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from jaxlstm.cell import LSTMParams, LSTMState, lstm_update
+
+Array = jax.Array
+
+
+def _forward(
+    params: LSTMParams, xs: Array, state: LSTMState, reverse: bool, unroll: int, hoist_input: bool
+) -> tuple[Array, LSTMState, Array, Array]:
+    """Runs the loop; returns outputs (T, B, H), the final state, pre-activations (T, B, 4H), old c (T, B, H)."""
+
+    def step(state: LSTMState, x_t: Array) -> tuple[LSTMState, tuple[Array, Array, Array]]:
+        projected = x_t if hoist_input else x_t @ params.W + params.b
+        preactivation = projected + state.h @ params.U
+        new_state, _ = lstm_update(preactivation, state.c)
+        return new_state, (new_state.h, preactivation, state.c)
+
+    inputs = xs @ params.W + params.b if hoist_input else xs
+    final, (outputs, preactivations, previous_c) = jax.lax.scan(step, state, inputs, reverse=reverse, unroll=unroll)
+    return outputs, final, preactivations, previous_c
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def lstm_sequence(
+    params: LSTMParams, xs: Array, state: LSTMState, reverse: bool = False, unroll: int = 1, hoist_input: bool = True
+) -> tuple[Array, LSTMState]:
+    """LSTM over a time-major sequence with a fused backward pass.
+
+    Args:
+        params: the cell's weights.
+        xs: inputs, (time, batch, in_features).
+        state: initial ``(h, c)``, each (batch, H).
+        reverse: walk from the last step to the first; outputs stay aligned with ``xs``.
+        unroll: steps per loop iteration in both loops.
+        hoist_input: compute ``xs @ W + b`` as one matmul before the loop.
+
+    Returns:
+        Outputs (time, batch, H) and the final state.
+    """
+    outputs, final, _, _ = _forward(params, xs, state, reverse, unroll, hoist_input)
+    return outputs, final
+
+
+def _sequence_forward(
+    params: LSTMParams, xs: Array, state: LSTMState, reverse: bool, unroll: int, hoist_input: bool
+) -> tuple[tuple[Array, LSTMState], tuple]:
+    outputs, final, preactivations, previous_c = _forward(params, xs, state, reverse, unroll, hoist_input)
+    return (outputs, final), (params, xs, state.h, outputs, preactivations, previous_c)
+
+
+def _sequence_backward(
+    reverse: bool, unroll: int, hoist_input: bool, residuals: tuple, cotangents: tuple[Array, LSTMState]
+) -> tuple[LSTMParams, Array, LSTMState]:
+    params, xs, initial_h, outputs, preactivations, previous_c = residuals
+    d_outputs, d_final = cotangents
+
+    def step(carry: LSTMState, inputs: tuple[Array, Array, Array]) -> tuple[LSTMState, Array]:
+        d_output, preactivation, c_before = inputs
+        _, cell_vjp = jax.vjp(lambda z, c: lstm_update(z, c)[0], preactivation, c_before)
+        d_preactivation, d_c_before = cell_vjp(LSTMState(h=carry.h + d_output, c=carry.c))
+        return LSTMState(h=d_preactivation @ params.U.T, c=d_c_before), d_preactivation
+
+    d_initial, d_preactivations = jax.lax.scan(
+        step, d_final, (d_outputs, preactivations, previous_c), reverse=not reverse, unroll=unroll
+    )
+    if reverse:
+        previous_h = jnp.concatenate([outputs[1:], initial_h[None]])
+    else:
+        previous_h = jnp.concatenate([initial_h[None], outputs[:-1]])
+    d_params = LSTMParams(
+        W=jnp.einsum("tbi,tbg->ig", xs, d_preactivations),
+        U=jnp.einsum("tbh,tbg->hg", previous_h, d_preactivations),
+        b=jnp.sum(d_preactivations, axis=(0, 1)),
+    )
+    return d_params, d_preactivations @ params.W.T, d_initial
+
+
+lstm_sequence.defvjp(_sequence_forward, _sequence_backward)
