@@ -57,7 +57,9 @@ def test_gradients_equal_autodiff_of_the_textbook_scan(reverse: bool, unroll: in
 
     expected = jax.grad(textbook, argnums=(0, 1, 2))(params, x, state)
     actual = jax.grad(fused, argnums=(0, 1, 2))(params, x, state)
-    for name, a, e in zip(("W", "U", "b", "x", "h0", "c0"), jax.tree.leaves(actual), jax.tree.leaves(expected)):
+    for name, a, e in zip(
+        ("W", "U", "b", "x", "h0", "c0"), jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True
+    ):
         np.testing.assert_allclose(a, e, atol=1e-5, err_msg=name)
 
 
@@ -75,5 +77,7 @@ def test_model_gradients_equal_between_implementations(arch: str) -> None:
         graphdef, params = nnx.split(model, nnx.Param)
         return jax.grad(lambda p: jnp.mean((nnx.merge(graphdef, p)(x) - y) ** 2))(params)
 
-    for fused, textbook in zip(jax.tree.leaves(gradients("fused")), jax.tree.leaves(gradients("textbook"))):
+    for fused, textbook in zip(
+        jax.tree.leaves(gradients("fused")), jax.tree.leaves(gradients("textbook")), strict=True
+    ):
         np.testing.assert_allclose(fused, textbook, atol=1e-5)
