@@ -10,6 +10,7 @@ stacked         4 x [LSTM(50), Dropout(0.2)], Dense(1)                          
 bidirectional   4 x [Bidirectional(LSTM(50)), Dropout(0.2)], Dense(1)                    202,101
 ==============  ====================================================================  ==========
 
+>>> import jax.numpy as jnp
 >>> from flax import nnx
 >>> model = Forecaster(preset("stacked"), rngs=nnx.Rngs(0))
 >>> count_parameters(model)
