@@ -15,6 +15,7 @@ from flax import nnx
 from jaxlstm.data import Dataset, load_prices, prediction_windows, prepare, select_dates
 from jaxlstm.errors import DataError, JaxlstmError
 from jaxlstm.evaluate import Evaluation, evaluate, predict_prices
+from jaxlstm.interop import add_convert_parser, convert_command
 from jaxlstm.models import ARCHITECTURES, Forecaster, count_parameters, preset
 from jaxlstm.plots import plot_loss, plot_predictions
 from jaxlstm.runs import (
@@ -27,7 +28,7 @@ from jaxlstm.runs import (
     write_json,
     write_run,
 )
-from jaxlstm.train import History, TrainConfig, fit
+from jaxlstm.train import History, TrainConfig, fit, use_cpu_cores
 
 BUNDLED_CSV = Path(__file__).resolve().parents[1] / "data" / "GOOG.csv"
 TUTORIAL_ROWS = 230
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--end", help="last date kept, YYYY-MM-DD")
     predict.add_argument("--missing", choices=("error", "drop", "ffill"), default="error", help="rows with null values")
     predict.add_argument("--out", type=Path, help="CSV file to write (default: print to standard output)")
+    add_convert_parser(commands)
     return parser
 
 
@@ -139,6 +141,7 @@ def _write_train_run(
                 "test_end": str(dataset.test_dates[-1].date()),
                 "compile_seconds": history.compile_seconds,
                 "train_seconds": history.train_seconds,
+                "devices": history.devices,
                 "best_epoch": history.best_epoch,
                 "loss": history.loss,
                 "val_loss": history.val_loss,
@@ -171,7 +174,8 @@ def _report(evaluation: Evaluation, history: History, out: Path) -> str:
     lines = [f"{'':16} {'MSE':>12} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8}"]
     lines += [f"{name:16} {m.mse:12.3f} {m.mae:10.3f} {m.rmse:10.3f} {m.mape:8.3f}" for name, m in rows]
     lines.append(
-        f"compile {history.compile_seconds:.1f} s, {len(history.loss)} epochs in {history.train_seconds:.1f} s; "
+        f"compile {history.compile_seconds:.1f} s, {len(history.loss)} epochs in {history.train_seconds:.1f} s "
+        f"on {history.devices} device(s); "
         f"wrote {out}/"
     )
     return "\n".join(lines)
@@ -247,8 +251,9 @@ def predict_command(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, with a one-line message)."""
     args = build_parser().parse_args(argv)
+    use_cpu_cores()
     try:
-        {"train": train_command, "predict": predict_command}[args.command](args)
+        {"train": train_command, "predict": predict_command, "convert": convert_command}[args.command](args)
     except JaxlstmError as error:
         print(f"jaxlstm: error: {error}", file=sys.stderr)
         return 2

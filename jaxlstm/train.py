@@ -7,11 +7,16 @@ Flax's own advice for small models, where ``nnx.jit``'s graph traversal would co
 Semantics follow Keras's ``model.fit(x, y, epochs=100, batch_size=32)`` as used by the tutorial: samples are shuffled
 every epoch, the last partial batch is kept (it is padded to the batch size and masked out of the loss, so its
 gradient is that of its real samples alone), and the epoch loss is the sample-weighted mean of the batch losses.
+
+Each batch can be split over several devices (data parallel, one ``psum`` of the gradients per step). On a CPU,
+:func:`use_cpu_cores` makes each core a JAX device: XLA runs each small step of a recurrence on one core, so
+splitting the batch is how a 2-core machine keeps both cores busy.
 """
 
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args
 
@@ -20,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxlstm.errors import ConfigError, TrainingError
@@ -28,6 +35,7 @@ from jaxlstm.models import Forecaster
 Array = jax.Array
 PyTree = Any
 Optimizer = Literal["adam", "keras_adam"]
+BATCH_AXIS = "batch"
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,9 @@ class TrainConfig:
             last rounding: epsilon added to the uncorrected ``sqrt(v)``). The two differ by far less than the run
             to run noise; choose ``keras_adam`` to reproduce a Keras training curve step for step.
         shuffle: reshuffle the windows every epoch (Keras's ``fit(shuffle=True)``); False keeps their order.
+        devices: split each batch over this many devices (data parallel; see :func:`split_devices` for the
+            default). The same seed gives the same result for the same number of devices; another number draws
+            other dropout masks and sums in another order.
     """
 
     epochs: int = 100
@@ -61,6 +72,7 @@ class TrainConfig:
     clip_norm: float | None = None
     optimizer: Optimizer = "adam"
     shuffle: bool = True
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -88,6 +100,7 @@ class History:
     best_epoch: int | None = None
     compile_seconds: float = 0.0
     train_seconds: float = 0.0
+    devices: int = 1
 
 
 class KerasAdamState(NamedTuple):
@@ -138,9 +151,35 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return adam if config.clip_norm is None else optax.chain(optax.clip_by_global_norm(config.clip_norm), adam)
 
 
-def masked_mse(predictions: Array, targets: Array, mask: Array) -> Array:
-    """Mean squared error over the entries where ``mask`` is true; all (batch,)."""
-    return jnp.sum(jnp.where(mask, (predictions - targets) ** 2, 0.0)) / jnp.sum(mask)
+def split_devices(batch_size: int, requested: int | None = None) -> list[jax.Device]:
+    """The devices each batch is split over: ``requested`` of them, or by default all local devices of the default
+    backend, but no more than one per 16 samples of a batch (smaller shares cost more in overhead than they save).
+    """
+    available = jax.local_devices()
+    count = min(len(available), max(1, batch_size // 16)) if requested is None else requested
+    if not 1 <= count <= len(available):
+        raise ConfigError(f"devices must be between 1 and {len(available)} (the devices JAX sees), got {count}")
+    return available[:count]
+
+
+def batch_mesh(devices: Sequence[jax.Device]) -> Mesh:
+    """A one-axis mesh over ``devices`` that the batch is split along."""
+    return Mesh(np.asarray(devices), (BATCH_AXIS,))
+
+
+def use_cpu_cores() -> int:
+    """Exposes each core this process may run on as one JAX CPU device, so that :func:`fit` can split batches
+    over them. XLA runs each small step of a recurrence on one core; two devices keep two cores busy.
+
+    Call it before the first JAX computation (the CLI and the benchmarks do); later, it changes nothing.
+    Returns the number of CPU devices JAX will use.
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        jax.config.update("jax_num_cpu_devices", cores)
+    except RuntimeError:  # the CPU backend already started
+        return len(jax.devices("cpu"))
+    return cores
 
 
 def make_epoch(
@@ -150,28 +189,50 @@ def make_epoch(
     batch_size: int,
     *,
     shuffle: bool = True,
+    mesh: Mesh | None = None,
 ) -> Callable[[PyTree, PyTree, Array, Array, Array], tuple[PyTree, PyTree, Array]]:
     """Builds ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_loss)``, a pure function.
 
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,). The batches are a fresh permutation drawn from
-    ``key``; the last one is padded with index 0 and masked. Each batch gets its own dropout key.
+    ``key``; the last, partial one is padded with index 0 and masked. Each batch is split evenly over the devices
+    of ``mesh`` (default: the first local device), padded with masked slots to a multiple of their number: every
+    device sums the squared errors of its share and their gradient, and one ``psum`` combines them into the batch
+    mean. Each batch, and each device's share of it, gets its own dropout key.
     """
+    mesh = mesh or batch_mesh(jax.local_devices()[:1])
     n_batches = math.ceil(n_samples / batch_size)
-    padding = n_batches * batch_size - n_samples
-    batch_sizes = jnp.asarray([batch_size] * (n_batches - 1) + [batch_size - padding], jnp.float32)
+    slots = math.ceil(batch_size / mesh.size) * mesh.size
+    position = np.arange(n_batches)[:, None] * batch_size + np.arange(slots)[None, :]
+    valid = (np.arange(slots)[None, :] < batch_size) & (position < n_samples)
+    batch_sizes = jnp.asarray(valid.sum(axis=1), jnp.float32)
 
-    def loss_fn(params: PyTree, x: Array, y: Array, mask: Array, dropout_key: Array) -> Array:
-        model = nnx.merge(graphdef, params)
-        return masked_mse(model(x, dropout_key=dropout_key), y, mask)
+    def share_loss_and_grad(
+        params: PyTree, x: Array, y: Array, mask: Array, dropout_key: Array
+    ) -> tuple[Array, PyTree]:
+        share_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(BATCH_AXIS))
+
+        def squared_error(params: PyTree) -> Array:
+            predictions = nnx.merge(graphdef, params)(x, dropout_key=share_key)
+            return jnp.sum(jnp.where(mask, (predictions - y) ** 2, 0.0))
+
+        total, grads = jax.value_and_grad(squared_error)(params)
+        total, grads, count = jax.lax.psum((total, grads, jnp.sum(mask)), BATCH_AXIS)
+        return total / count, jax.tree.map(lambda grad: grad / count, grads)
+
+    loss_and_grad = jax.shard_map(
+        share_loss_and_grad,
+        mesh=mesh,
+        in_specs=(P(), P(BATCH_AXIS), P(BATCH_AXIS), P(BATCH_AXIS), P()),
+        out_specs=(P(), P()),
+        check_vma=False,  # the layers start their scans from fresh zeros; the psum makes the outputs replicated
+    )
 
     def epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple[PyTree, PyTree, Array]:
         shuffle_key, dropout_key = jax.random.split(key)
         permutation = jax.random.permutation(shuffle_key, n_samples) if shuffle else jnp.arange(n_samples)
-        order = jnp.concatenate([permutation, jnp.zeros(padding, jnp.int32)])
-        mask = jnp.arange(n_batches * batch_size) < n_samples
         batches = (
-            order.reshape(n_batches, batch_size),
-            mask.reshape(n_batches, batch_size),
+            jnp.where(valid, permutation[np.minimum(position, n_samples - 1)], 0),
+            jnp.asarray(valid),
             jax.random.split(dropout_key, n_batches),
         )
 
@@ -180,7 +241,7 @@ def make_epoch(
         ) -> tuple[tuple[PyTree, PyTree], Array]:
             params, opt_state = carry
             indices, batch_mask, batch_key = batch
-            loss, grads = jax.value_and_grad(loss_fn)(params, x[indices], y[indices], batch_mask, batch_key)
+            loss, grads = loss_and_grad(params, x[indices], y[indices], batch_mask, batch_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -223,18 +284,24 @@ def fit(
     n_train = len(x) - n_validation
     if n_train < 1 or (config.validation_split > 0 and n_validation < 1):
         raise ConfigError(f"{len(x)} windows cannot be split with validation_split={config.validation_split}")
-    x_train, y_train = jnp.asarray(x[:n_train]), jnp.asarray(y[:n_train])
-    x_val, y_val = jnp.asarray(x[n_train:]), jnp.asarray(y[n_train:])
-
-    graphdef, params = nnx.split(model, nnx.Param)
-    params = jax.tree.map(jnp.copy, params)  # the epoch donates its inputs: never hand it the model's own buffers
-    optimizer = make_optimizer(config)
-    opt_state = optimizer.init(params)
-    key = jax.random.key(config.seed)
     history = History()
+    mesh = batch_mesh(split_devices(config.batch_size, config.devices))
+    history.devices = mesh.size
+    replicated = NamedSharding(mesh, P())  # every device holds the weights, the data and the optimizer state
+
+    def place(array: Any) -> Any:  # always a copy: the epoch donates its inputs, never the model's own buffers
+        return jax.device_put(array, replicated, may_alias=False)
+
+    x_train, y_train = place(np.asarray(x[:n_train])), place(np.asarray(y[:n_train]))
+    x_val, y_val = place(np.asarray(x[n_train:])), place(np.asarray(y[n_train:]))
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = jax.tree.map(place, params)
+    optimizer = make_optimizer(config)
+    opt_state = jax.tree.map(place, optimizer.init(params))
+    key = place(jax.random.key(config.seed))
 
     start = time.perf_counter()
-    epoch = make_epoch(graphdef, optimizer, n_train, config.batch_size, shuffle=config.shuffle)
+    epoch = make_epoch(graphdef, optimizer, n_train, config.batch_size, shuffle=config.shuffle, mesh=mesh)
     epoch_fn = jax.jit(epoch, donate_argnums=(0, 1)).lower(params, opt_state, key, x_train, y_train).compile()
     evaluate_fn = jax.jit(make_evaluate(graphdef)).lower(params, x_val, y_val).compile() if n_validation else None
     history.compile_seconds = time.perf_counter() - start

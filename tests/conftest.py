@@ -5,11 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from jaxlstm.train import use_cpu_cores
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: a peer that needs no TensorFlow
+use_cpu_cores()  # as the CLI does: fit splits batches over the cores, and the tests cover that path
 
 
 def shared_csv(name: str) -> Path:

@@ -70,10 +70,14 @@ def test_early_stopping_restores_the_best_weights(goog) -> None:
     assert restored == pytest.approx(min(history.val_loss), rel=1e-5)
 
 
-def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog) -> None:
+@pytest.mark.parametrize(("devices", "batch_size"), [(1, 32), (2, 32), (2, 25)])
+def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog, devices: int, batch_size: int) -> None:
     """Oracle: Keras's fit semantics written as a Python loop over batches, the last partial batch (16 of 112)
-    averaged over its real samples only. The loop draws the same permutations (the documented key schedule)."""
-    config = TrainConfig(epochs=2, batch_size=32, seed=7)
+    averaged over its real samples only, on one device. The loop draws the same permutations (the documented key
+    schedule). Splitting each batch over two devices (even or odd batch size) must not change the result."""
+    if devices > len(jax.local_devices()):
+        pytest.skip("needs two JAX devices")
+    config = TrainConfig(epochs=2, batch_size=batch_size, seed=7, devices=devices)
     model = Forecaster(preset("vanilla", units=6, dropout=0.0), rngs=nnx.Rngs(1))
     params = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))  # fit updates the model's variables in place
     fit(model, goog.x_train, goog.y_train, config, progress=False)
