@@ -13,6 +13,7 @@ Each batch can be split over several devices (data parallel, one ``psum`` of the
 splitting the batch is how a 2-core machine keeps both cores busy.
 """
 
+import dataclasses
 import math
 import os
 import time
@@ -260,6 +261,41 @@ def make_evaluate(graphdef: nnx.GraphDef) -> Callable[[PyTree, Array, Array], Ar
     return evaluate
 
 
+@dataclass
+class TrainState:
+    """Everything :func:`fit`'s epoch loop carries from one epoch to the next: what a checkpoint holds.
+
+    Resuming from a state continues the run exactly: the parameters, the optimizer state and the PRNG key are those
+    after ``epoch`` epochs (the loop draws ``key, epoch_key = split(key)`` per epoch), so on the same device count
+    the remaining epochs give the same bits as an uninterrupted run.
+
+    Attributes:
+        epoch: epochs completed.
+        params: the model's ``nnx.Param`` state.
+        opt_state: the optimizer's state.
+        key: the loop's PRNG key after ``epoch`` epochs.
+        history: the losses so far; ``history.devices`` is the device count the batches were split over.
+        best_params: with a validation split, the parameters of the best validation epoch so far.
+        best_val_loss: that epoch's validation loss (inf before any).
+        finished: True once training ended (all epochs, or early stopping).
+    """
+
+    epoch: int
+    params: PyTree
+    opt_state: PyTree
+    key: Array
+    history: History
+    best_params: PyTree | None = None
+    best_val_loss: float = math.inf
+    finished: bool = False
+
+
+def _all_finite(tree: PyTree) -> Array:
+    """One boolean: every floating-point leaf of ``tree`` is finite."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
 def fit(
     model: Forecaster,
     x: np.ndarray,
@@ -267,10 +303,26 @@ def fit(
     config: TrainConfig = TrainConfig(),
     *,
     progress: bool = True,
+    resume: TrainState | None = None,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[TrainState], Any] | None = None,
 ) -> History:
     """Trains ``model`` in place on windows ``x`` (n, time, features) and scaled targets ``y`` (n,).
 
-    Returns the loss history. Raises :class:`~jaxlstm.errors.TrainingError` if the loss stops being finite.
+    Returns the loss history. Raises :class:`~jaxlstm.errors.TrainingError` naming the epoch if the loss, or any
+    parameter or optimizer moment (that is, a gradient), stops being finite; the model is then left unchanged.
+
+    Args:
+        model: the forecaster; its weights are the starting point unless ``resume`` is given.
+        x, y: training windows and scaled targets.
+        config: hyperparameters.
+        progress: show a progress bar.
+        resume: continue from this state (e.g. a checkpoint's) instead of from the model's weights and
+            ``config.seed``; it must come from the same model, data, config and device count.
+        checkpoint_every: call ``on_checkpoint`` after every this many epochs (None: only at the end).
+        on_checkpoint: called with the :class:`TrainState` (device arrays) every ``checkpoint_every`` epochs and
+            once when training ends; it must copy what it keeps before returning (the next epoch donates the
+            buffers).
 
     >>> from flax import nnx
     >>> from jaxlstm.models import preset
@@ -284,9 +336,21 @@ def fit(
     n_train = len(x) - n_validation
     if n_train < 1 or (config.validation_split > 0 and n_validation < 1):
         raise ConfigError(f"{len(x)} windows cannot be split with validation_split={config.validation_split}")
-    history = History()
-    mesh = batch_mesh(split_devices(config.batch_size, config.devices))
-    history.devices = mesh.size
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or checkpoint_every < 1):
+        raise ConfigError(f"checkpoint every must be a positive number of epochs, got {checkpoint_every!r}")
+    devices = config.devices
+    if resume is not None:
+        if resume.epoch > config.epochs:
+            raise ConfigError(f"the state to resume is at epoch {resume.epoch}, past epochs={config.epochs}")
+        saved = resume.history.devices
+        if devices not in (None, saved) or saved > len(jax.local_devices()):
+            raise ConfigError(
+                f"the run was trained with its batches split over {saved} device(s), but this one has "
+                f"{devices or len(jax.local_devices())}; resume on {saved} device(s) (an identical continuation "
+                f"needs the same count)"
+            )
+        devices = saved
+    mesh = batch_mesh(split_devices(config.batch_size, devices))
     replicated = NamedSharding(mesh, P())  # every device holds the weights, the data and the optimizer state
 
     def place(array: Any) -> Any:  # always a copy: the epoch donates its inputs, never the model's own buffers
@@ -295,41 +359,84 @@ def fit(
     x_train, y_train = place(np.asarray(x[:n_train])), place(np.asarray(y[:n_train]))
     x_val, y_val = place(np.asarray(x[n_train:])), place(np.asarray(y[n_train:]))
     graphdef, params = nnx.split(model, nnx.Param)
-    params = jax.tree.map(place, params)
     optimizer = make_optimizer(config)
-    opt_state = jax.tree.map(place, optimizer.init(params))
-    key = place(jax.random.key(config.seed))
+    if resume is None:
+        history = History(devices=mesh.size)
+        params = jax.tree.map(place, params)
+        opt_state = jax.tree.map(place, optimizer.init(params))
+        key = place(jax.random.key(config.seed))
+        best_params, best_val_loss, finished = None, math.inf, False
+    else:
+        history = dataclasses.replace(resume.history, loss=list(resume.history.loss))
+        history.val_loss = list(resume.history.val_loss)
+        params, opt_state, key = (jax.tree.map(place, tree) for tree in (resume.params, resume.opt_state, resume.key))
+        best_params = None if resume.best_params is None else jax.tree.map(place, resume.best_params)
+        best_val_loss, finished = resume.best_val_loss, resume.finished
+    start_epoch = 0 if resume is None else resume.epoch
 
-    start = time.perf_counter()
+    def state(epoch: int) -> TrainState:
+        return TrainState(epoch, params, opt_state, key, history, best_params, best_val_loss, finished)
+
     epoch = make_epoch(graphdef, optimizer, n_train, config.batch_size, shuffle=config.shuffle, mesh=mesh)
-    epoch_fn = jax.jit(epoch, donate_argnums=(0, 1)).lower(params, opt_state, key, x_train, y_train).compile()
-    evaluate_fn = jax.jit(make_evaluate(graphdef)).lower(params, x_val, y_val).compile() if n_validation else None
-    history.compile_seconds = time.perf_counter() - start
 
-    best_params, best_val_loss = None, math.inf
+    def checked_epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple:
+        params, opt_state, loss = epoch(params, opt_state, key, x, y)
+        return params, opt_state, loss, _all_finite((params, opt_state))
+
     start = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
-    for index in bar:
-        key, epoch_key = jax.random.split(key)
-        params, opt_state, loss = epoch_fn(params, opt_state, epoch_key, x_train, y_train)
-        history.loss.append(float(loss))
-        if not math.isfinite(history.loss[-1]):
-            bar.close()
-            raise TrainingError(
-                f"the training loss became {history.loss[-1]} at epoch {index + 1}; lower --lr or set --clip-norm"
-            )
-        postfix = {"loss": f"{history.loss[-1]:.3g}"}
-        if evaluate_fn is not None:
-            history.val_loss.append(float(evaluate_fn(params, x_val, y_val)))
-            postfix["val_loss"] = f"{history.val_loss[-1]:.3g}"
-            if history.val_loss[-1] < best_val_loss:
-                best_val_loss, history.best_epoch = history.val_loss[-1], index + 1
-                best_params = jax.tree.map(jnp.copy, params)
-            elif config.patience is not None and index + 1 - history.best_epoch >= config.patience:
-                break
-        bar.set_postfix(postfix)
-    bar.close()
-    history.train_seconds = time.perf_counter() - start
+    if not finished:
+        epoch_fn = jax.jit(checked_epoch, donate_argnums=(0, 1)).lower(params, opt_state, key, x_train, y_train)
+        epoch_fn = epoch_fn.compile()
+        evaluate_fn = jax.jit(make_evaluate(graphdef)).lower(params, x_val, y_val).compile() if n_validation else None
+    history.compile_seconds += time.perf_counter() - start
+
+    resumed_finished = finished
+    stopped_at = start_epoch
+    start = time.perf_counter()
+    bar = tqdm(
+        range(start_epoch, config.epochs),
+        desc="train",
+        unit="epoch",
+        disable=not progress or finished,
+        leave=False,
+        initial=start_epoch,
+        total=config.epochs,
+    )
+    try:
+        for index in () if finished else bar:
+            key, epoch_key = jax.random.split(key)
+            params, opt_state, loss, finite = epoch_fn(params, opt_state, epoch_key, x_train, y_train)
+            history.loss.append(float(loss))
+            if not math.isfinite(history.loss[-1]):
+                raise TrainingError(
+                    f"the training loss became {history.loss[-1]} at epoch {index + 1}; lower --lr or set --clip-norm"
+                )
+            if not bool(finite):
+                raise TrainingError(
+                    f"a gradient made the weights or Adam's moments NaN or infinite at epoch {index + 1} (the loss "
+                    f"was still {history.loss[-1]:.3g}); lower --lr or set --clip-norm"
+                )
+            stopped_at = index + 1
+            postfix = {"loss": f"{history.loss[-1]:.3g}"}
+            if evaluate_fn is not None:
+                history.val_loss.append(float(evaluate_fn(params, x_val, y_val)))
+                postfix["val_loss"] = f"{history.val_loss[-1]:.3g}"
+                if history.val_loss[-1] < best_val_loss:
+                    best_val_loss, history.best_epoch = history.val_loss[-1], index + 1
+                    best_params = jax.tree.map(jnp.copy, params)
+                elif config.patience is not None and index + 1 - history.best_epoch >= config.patience:
+                    break  # early stopping
+            bar.set_postfix(postfix)
+            if on_checkpoint and checkpoint_every and stopped_at % checkpoint_every == 0 and stopped_at < config.epochs:
+                history.train_seconds += time.perf_counter() - start
+                on_checkpoint(state(stopped_at))
+                start = time.perf_counter()
+        finished = True
+        history.train_seconds += time.perf_counter() - start
+        if on_checkpoint is not None and not resumed_finished:
+            on_checkpoint(state(stopped_at))
+    finally:
+        bar.close()
     if config.patience is not None and best_params is not None:
         params = best_params
     nnx.update(model, params)
