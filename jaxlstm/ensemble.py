@@ -1,0 +1,67 @@
+"""Many independent models in one compiled program: the epoch of :mod:`jaxlstm.train` under ``jax.vmap``.
+
+Each model has its own initial weights (its own seed), its own shuffling and dropout stream and its own optimizer
+state; they share the data. One program trains them all, which fills wide hardware (a GPU) far better than
+one small model can. Model ``k`` ends exactly where ``fit(..., TrainConfig(seed=seeds[k], devices=1))`` ends.
+
+>>> import numpy as np
+>>> from jaxlstm.models import preset
+>>> x = np.linspace(0, 1, 10 * 5, dtype=np.float32).reshape(10, 5, 1)
+>>> models, losses = fit_ensemble(preset("vanilla", units=4), x, x[:, -1, 0], TrainConfig(epochs=2), seeds=[0, 1, 2])
+>>> len(models), losses.shape
+(3, (2, 3))
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxlstm.errors import ConfigError, TrainingError
+from jaxlstm.models import Forecaster, ModelConfig
+from jaxlstm.train import TrainConfig, make_epoch, make_optimizer
+
+
+def fit_ensemble(
+    model_config: ModelConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    seeds: Sequence[int],
+) -> tuple[list[Forecaster], np.ndarray]:
+    """Trains one model per seed on windows ``x`` (n, time, features) and targets ``y`` (n,), all at once.
+
+    The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
+    :func:`~jaxlstm.train.fit` does. Validation splits and early stopping are not supported here.
+
+    Returns the trained models and the per-epoch training losses, (epochs, n_models).
+    """
+    if not seeds:
+        raise ConfigError("an ensemble needs at least one seed")
+    if config.validation_split or config.patience:
+        raise ConfigError("fit_ensemble trains on every window: leave validation_split and patience unset")
+    models = [Forecaster(model_config, rngs=nnx.Rngs(seed)) for seed in seeds]
+    graphdef, _ = nnx.split(models[0], nnx.Param)
+    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(m, nnx.Param) for m in models))
+    optimizer = make_optimizer(config)
+    opt_state = jax.vmap(optimizer.init)(params)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+    x, y = jnp.asarray(x), jnp.asarray(y)
+
+    epoch = make_epoch(graphdef, optimizer, len(x), config.batch_size, shuffle=config.shuffle)
+    epoch_all = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
+    split_all = jax.jit(jax.vmap(jax.random.split))
+    losses = []
+    for index in range(config.epochs):
+        pairs = split_all(keys)
+        keys, epoch_keys = pairs[:, 0], pairs[:, 1]
+        params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, x, y)
+        losses.append(np.asarray(loss))
+        if not np.all(np.isfinite(losses[-1])):
+            bad = [seeds[k] for k in np.flatnonzero(~np.isfinite(losses[-1]))]
+            raise TrainingError(f"the training loss of seeds {bad} stopped being finite at epoch {index + 1}")
+    for k, model in enumerate(models):
+        nnx.update(model, jax.tree.map(lambda leaf, k=k: leaf[k], params))
+    return models, np.stack(losses)

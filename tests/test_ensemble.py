@@ -1,0 +1,27 @@
+"""An ensemble trained in one vmapped program equals the same models trained one by one with fit."""
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jaxlstm.data import load_prices, prepare
+from jaxlstm.ensemble import fit_ensemble
+from jaxlstm.models import Forecaster, preset
+from jaxlstm.train import TrainConfig, fit
+from tests.conftest import BUNDLED
+
+
+def test_each_member_equals_its_own_fit() -> None:
+    dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-150:], split=110, window=20)
+    model_config = preset("stacked", layers=2, units=6)
+    seeds = [3, 5]
+    members, losses = fit_ensemble(model_config, dataset.x_train, dataset.y_train, TrainConfig(epochs=3), seeds)
+    assert losses.shape == (3, 2)
+    for seed, member, member_losses in zip(seeds, members, losses.T, strict=True):
+        alone = Forecaster(model_config, rngs=nnx.Rngs(seed))
+        history = fit(
+            alone, dataset.x_train, dataset.y_train, TrainConfig(epochs=3, seed=seed, devices=1), progress=False
+        )
+        np.testing.assert_allclose(member_losses, history.loss, rtol=1e-5)
+        for a, b in zip(jax.tree.leaves(nnx.state(member)), jax.tree.leaves(nnx.state(alone)), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
