@@ -7,12 +7,14 @@ one small model can. Model ``k`` ends exactly where ``fit(..., TrainConfig(seed=
 >>> import numpy as np
 >>> from jaxlstm.models import preset
 >>> x = np.linspace(0, 1, 10 * 5, dtype=np.float32).reshape(10, 5, 1)
->>> models, losses = fit_ensemble(preset("vanilla", units=4), x, x[:, -1, 0], TrainConfig(epochs=2), seeds=[0, 1, 2])
->>> len(models), losses.shape
+>>> ensemble = fit_ensemble(preset("vanilla", units=4), x, x[:, -1, 0], TrainConfig(epochs=2), seeds=[0, 1, 2])
+>>> len(ensemble.models), ensemble.losses.shape
 (3, (2, 3))
 """
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -24,19 +26,29 @@ from jaxlstm.models import Forecaster, ModelConfig
 from jaxlstm.train import TrainConfig, make_epoch, make_optimizer
 
 
+@dataclass(frozen=True)
+class Ensemble:
+    """Trained models, their per-epoch training losses (epochs, n_models), and where the time went."""
+
+    models: list[Forecaster]
+    losses: np.ndarray
+    compile_seconds: float
+    train_seconds: float
+
+
 def fit_ensemble(
     model_config: ModelConfig,
     x: np.ndarray,
     y: np.ndarray,
     config: TrainConfig,
     seeds: Sequence[int],
-) -> tuple[list[Forecaster], np.ndarray]:
+) -> Ensemble:
     """Trains one model per seed on windows ``x`` (n, time, features) and targets ``y`` (n,), all at once.
 
     The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
     :func:`~jaxlstm.train.fit` does. Validation splits and early stopping are not supported here.
 
-    Returns the trained models and the per-epoch training losses, (epochs, n_models).
+    Returns the trained models, their per-epoch training losses and the compile and training seconds.
     """
     if not seeds:
         raise ConfigError("an ensemble needs at least one seed")
@@ -51,8 +63,12 @@ def fit_ensemble(
     x, y = jnp.asarray(x), jnp.asarray(y)
 
     epoch = make_epoch(graphdef, optimizer, len(x), config.batch_size, shuffle=config.shuffle)
+    start = time.perf_counter()
     epoch_all = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
-    split_all = jax.jit(jax.vmap(jax.random.split))
+    epoch_all = epoch_all.lower(params, opt_state, keys, x, y).compile()
+    split_all = jax.jit(jax.vmap(jax.random.split)).lower(keys).compile()
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     losses = []
     for index in range(config.epochs):
         pairs = split_all(keys)
@@ -62,6 +78,7 @@ def fit_ensemble(
         if not np.all(np.isfinite(losses[-1])):
             bad = [seeds[k] for k in np.flatnonzero(~np.isfinite(losses[-1]))]
             raise TrainingError(f"the training loss of seeds {bad} stopped being finite at epoch {index + 1}")
+    train_seconds = time.perf_counter() - start
     for k, model in enumerate(models):
         nnx.update(model, jax.tree.map(lambda leaf, k=k: leaf[k], params))
-    return models, np.stack(losses)
+    return Ensemble(models, np.stack(losses), compile_seconds, train_seconds)

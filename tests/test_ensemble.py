@@ -15,9 +15,9 @@ def test_each_member_equals_its_own_fit() -> None:
     dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-150:], split=110, window=20)
     model_config = preset("stacked", layers=2, units=6)
     seeds = [3, 5]
-    members, losses = fit_ensemble(model_config, dataset.x_train, dataset.y_train, TrainConfig(epochs=3), seeds)
-    assert losses.shape == (3, 2)
-    for seed, member, member_losses in zip(seeds, members, losses.T, strict=True):
+    ensemble = fit_ensemble(model_config, dataset.x_train, dataset.y_train, TrainConfig(epochs=3), seeds)
+    assert ensemble.losses.shape == (3, 2)
+    for seed, member, member_losses in zip(seeds, ensemble.models, ensemble.losses.T, strict=True):
         alone = Forecaster(model_config, rngs=nnx.Rngs(seed))
         history = fit(
             alone, dataset.x_train, dataset.y_train, TrainConfig(epochs=3, seed=seed, devices=1), progress=False

@@ -1,0 +1,267 @@
+"""Forward+backward throughput of one LSTM layer and of a 4-layer stack, against PyTorch and Flax's own LSTM.
+
+Sweeps hidden size, sequence length and batch. For every configuration and implementation it compiles (or warms
+up) once, then reports the median time of a forward + backward pass (gradients with respect to every weight and to
+the input) and the achieved FLOP/s, with the fraction of the device's peak GEMM rate measured in the same run with a
+large matmul.
+
+FLOP convention: matmuls only, 2 FLOPs per multiply-add. One layer of H units reading ``in`` features costs
+2 * batch * time * (in + H) * 4H forward; the backward pass costs twice that (input and weight gradients), so a
+forward + backward pass counts 3x the forward matmul FLOPs. Elementwise work is not counted.
+
+Implementations: jaxlstm's fused path and its textbook scan, Flax NNX's ``OptimizedLSTMCell`` under ``nnx.RNN``
+(run as a pure function under ``jax.jit``, as jaxlstm is), PyTorch's ``nn.LSTM`` (oneDNN on CPU, cuDNN on GPU)
+and, on GPU, ``jax.experimental.rnn.lstm`` (cuDNN).
+
+    .venv/bin/python benchmarks/throughput.py            # default sweep, large configurations skipped on CPU
+    .venv/bin/python benchmarks/throughput.py --max-gflop 0   # the whole grid, no skipping
+
+Writes benchmarks/results/<machine>/throughput.json and .png.
+"""
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, median_seconds, print_environment, write_results
+
+from jaxlstm.layers import LSTM, Stacked
+
+Timing = tuple[float, float]  # (compile or warm-up seconds, median seconds per forward + backward)
+
+
+def forward_flops(batch: int, time_steps: int, widths: list[tuple[int, int]]) -> float:
+    """Forward matmul FLOPs of layers given as (in_features, H)."""
+    return sum(2 * batch * time_steps * (n_in + hidden) * 4 * hidden for n_in, hidden in widths)
+
+
+def layer_widths(model: str, hidden: int) -> list[tuple[int, int]]:
+    """(in, H) per layer: one layer reading H features, or the tutorial's stack of 4 reading 1 feature."""
+    return [(hidden, hidden)] if model == "layer" else [(1, hidden)] + [(hidden, hidden)] * 3
+
+
+def time_jax(loss: Callable[..., jax.Array], params: Any, x: jax.Array, repeats: int) -> Timing:
+    """Compile time and median time of ``grad(loss)(params, x)`` with respect to both."""
+    step = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    start = time.perf_counter()
+    compiled = step.lower(params, x).compile()
+    compile_seconds = time.perf_counter() - start
+    jax.block_until_ready(compiled(params, x))
+    return compile_seconds, median_seconds(lambda: compiled(params, x), repeats, jax.block_until_ready)
+
+
+def jaxlstm_timing(implementation: str) -> Callable[[list[tuple[int, int]], jax.Array, int], Timing]:
+    def run(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+        rngs = nnx.Rngs(0)
+        stack = Stacked([LSTM(n_in, hidden, implementation=implementation, rngs=rngs) for n_in, hidden in widths])
+        graphdef, params = nnx.split(stack, nnx.Param)
+        return time_jax(lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x) ** 2), params, x, repeats)
+
+    return run
+
+
+def flax_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+    rngs = nnx.Rngs(0)
+    layers = nnx.List([nnx.RNN(nnx.OptimizedLSTMCell(n_in, hidden, rngs=rngs), rngs=False) for n_in, hidden in widths])
+    graphdef, params = nnx.split(layers, nnx.Param)
+
+    def loss(params: Any, x: jax.Array) -> jax.Array:
+        for layer, (_, hidden) in zip(nnx.merge(graphdef, params), widths, strict=True):
+            zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+            x = layer(x, initial_carry=(zeros, zeros))  # Flax's carry is (c, h)
+        return jnp.sum(x**2)
+
+    return time_jax(loss, params, x, repeats)
+
+
+def cudnn_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+    from jax.experimental import rnn
+
+    batch, hidden, layers = x.shape[0], widths[-1][1], len(widths)
+    n_in = widths[0][0]
+    weights = rnn.init_lstm_weight(jax.random.key(0), n_in, hidden, layers, False)
+    zeros = jnp.zeros((layers, batch, hidden), x.dtype)
+    lengths = jnp.full((batch,), x.shape[1], jnp.int32)
+
+    def loss(weights: jax.Array, x: jax.Array) -> jax.Array:
+        outputs, _, _ = rnn.lstm(x, zeros, zeros, weights, lengths, n_in, hidden, layers, 0.0, False)
+        return jnp.sum(outputs**2)
+
+    return time_jax(loss, weights, x, repeats)
+
+
+def torch_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+    import torch
+
+    device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+    lstm = torch.nn.LSTM(widths[0][0], widths[-1][1], num_layers=len(widths), batch_first=True).to(device)
+    inputs = torch.from_numpy(np.asarray(x)).to(device).requires_grad_()
+
+    def step() -> None:
+        lstm.zero_grad()
+        inputs.grad = None
+        outputs, _ = lstm(inputs)
+        (outputs**2).sum().backward()
+
+    def wait(_: Any) -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
+    step()
+    wait(None)
+    return time.perf_counter() - start, median_seconds(step, repeats, wait)
+
+
+def peak_gemm_flops(size: int = 4096, repeats: int = 5) -> float:
+    """FLOP/s of a large fp32 matmul under JAX on the default device: the peak that results are compared with."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    matmul = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(matmul(a))
+    return 2 * size**3 / median_seconds(lambda: matmul(a), repeats, jax.block_until_ready)
+
+
+def implementations() -> dict[str, Callable[[list[tuple[int, int]], jax.Array, int], Timing]]:
+    found = {
+        "jaxlstm-fused": jaxlstm_timing("fused"),
+        "jaxlstm-textbook": jaxlstm_timing("textbook"),
+        "flax-OptimizedLSTMCell": flax_timing,
+    }
+    try:
+        import torch  # noqa: F401
+
+        found["torch-nn.LSTM"] = torch_timing
+    except ImportError:
+        print("# torch not installed: skipped (pip install torch==2.13.0)")
+    if jax.default_backend() == "gpu":
+        found["jax.experimental.rnn-cudnn"] = cudnn_timing
+    return found
+
+
+def plot(results: list[dict[str, Any]], env: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["model"], r["time"], r["batch"]) for r in results})
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), layout="constrained", squeeze=False)
+    for ax, (model, time_steps, batch) in zip(axes.flat, panels, strict=False):
+        for name in dict.fromkeys(r["implementation"] for r in results):
+            points = sorted(
+                (r["hidden"], r["gflops"])
+                for r in results
+                if (r["model"], r["time"], r["batch"], r["implementation"]) == (model, time_steps, batch, name)
+            )
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=name)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="hidden size",
+            ylabel="GFLOP/s",
+            title=f"{model} T={time_steps} B={batch}",
+        )
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(
+        f"LSTM forward+backward throughput, {env['machine']} (peak GEMM {env['peak_gemm_gflops']:.0f} GFLOP/s)"
+    )
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden", default="50,128,256,512,1024")
+    parser.add_argument("--time", default="60,256")
+    parser.add_argument("--batch", default="32,256")
+    parser.add_argument("--models", default="layer,stacked")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--max-gflop",
+        type=float,
+        default=None,
+        help="skip configurations whose forward+backward exceeds this many GFLOP (default: 40 on CPU, none on GPU)",
+    )
+    args = parser.parse_args()
+    max_gflop = args.max_gflop if args.max_gflop is not None else (40.0 if jax.default_backend() == "cpu" else 0.0)
+
+    env = environment()
+    env["peak_gemm_gflops"] = peak_gemm_flops() / 1e9
+    print_environment(env)
+    results, skipped = [], []
+    grid = itertools.product(
+        args.models.split(","), *(map(int, v.split(",")) for v in (args.time, args.batch, args.hidden))
+    )
+    for model, time_steps, batch, hidden in grid:
+        widths = layer_widths(model, hidden)
+        flops = 3 * forward_flops(batch, time_steps, widths)
+        config = {"model": model, "time": time_steps, "batch": batch, "hidden": hidden, "gflop": flops / 1e9}
+        if max_gflop and flops / 1e9 > max_gflop:
+            skipped.append(config)
+            continue
+        x = jax.random.normal(jax.random.key(1), (batch, time_steps, widths[0][0]), jnp.float32)
+        for name, timing in implementations().items():
+            compile_seconds, seconds = timing(widths, x, args.repeats)
+            row = {
+                **config,
+                "implementation": name,
+                "compile_seconds": compile_seconds,
+                "seconds": seconds,
+                "gflops": flops / seconds / 1e9,
+                "fraction_of_peak": flops / seconds / 1e9 / env["peak_gemm_gflops"],
+            }
+            results.append(row)
+            print(
+                f"{model:7} T={time_steps:<4} B={batch:<4} H={hidden:<5} {name:24} {1000 * seconds:10.2f} ms "
+                f"{row['gflops']:8.1f} GFLOP/s ({100 * row['fraction_of_peak']:.0f}% of peak), "
+                f"compile {compile_seconds:.1f} s",
+                flush=True,
+            )
+    for config in skipped:
+        print(f"skipped (over --max-gflop {max_gflop}): {config}")
+    speedups = {}
+    for key in {(r["model"], r["time"], r["batch"], r["hidden"]) for r in results}:
+        row = {
+            r["implementation"]: r["seconds"]
+            for r in results
+            if (r["model"], r["time"], r["batch"], r["hidden"]) == key
+        }
+        if "jaxlstm-fused" in row:
+            speedups["/".join(map(str, key))] = {n: s / row["jaxlstm-fused"] for n, s in row.items()}
+    content = {
+        "environment": env,
+        "flop_convention": "matmuls only, 2 per multiply-add; forward+backward = 3x forward",
+        "settings": vars(args),
+        "results": results,
+        "skipped": skipped,
+        "time_ratio_to_jaxlstm_fused": speedups,
+        "median_ratio_to_jaxlstm_fused": {
+            name: statistics.median(ratios[name] for ratios in speedups.values() if name in ratios)
+            for name in {n for ratios in speedups.values() for n in ratios}
+        },
+    }
+    folder = write_results("throughput", content)
+    plot(results, env, folder / "throughput.png")
+    print(f"median time ratio to jaxlstm-fused (>1: slower than ours): {content['median_ratio_to_jaxlstm_fused']}")
+    print(f"wrote {folder}/throughput.json and .png")
+
+
+if __name__ == "__main__":
+    main()
