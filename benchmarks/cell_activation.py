@@ -1,0 +1,128 @@
+"""What one LSTM time step costs, and the choices in jaxlstm.cell and jaxlstm.fused that this measured.
+
+For a (batch, H) step inside ``lax.scan`` it times, per step, forward and forward+backward:
+
+- ``per-slice``: the textbook formulation, three ``sigmoid`` and one ``tanh`` on H-wide slices of the
+  pre-activation slab (the formulation jaxlstm replaced; kept here only as the reference being measured);
+- ``slab``: :func:`jaxlstm.cell.lstm_update`, one ``tanh`` over the whole (batch, 4H) slab, with
+  sigmoid(z) = (1 + tanh(z / 2)) / 2;
+- the fused layer (:func:`jaxlstm.fused.lstm_sequence`) with the input projection hoisted out of the loop or
+  computed inside it, and with ``unroll`` 1 and 2.
+
+    .venv/bin/python benchmarks/cell_activation.py
+
+Writes benchmarks/results/<machine>/cell_activation.json and .png.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, median_seconds, print_environment, write_results
+
+from jaxlstm.cell import LSTMParams, LSTMState, lstm_update
+from jaxlstm.fused import lstm_sequence
+
+
+def per_slice_update(preactivation: jax.Array, c: jax.Array) -> tuple[LSTMState, None]:
+    """The reference being measured: activations on H-wide slices."""
+    z_input, z_forget, z_candidate, z_output = jnp.split(preactivation, 4, axis=-1)
+    c_new = jax.nn.sigmoid(z_forget) * c + jax.nn.sigmoid(z_input) * jnp.tanh(z_candidate)
+    return LSTMState(jax.nn.sigmoid(z_output) * jnp.tanh(c_new), c_new), None
+
+
+def scan_with(update: Callable, params: LSTMParams, xs: jax.Array, state: LSTMState) -> jax.Array:
+    def step(state: LSTMState, x_t: jax.Array) -> tuple[LSTMState, jax.Array]:
+        state, _ = update(x_t @ params.W + state.h @ params.U + params.b, state.c)
+        return state, state.h
+
+    return jax.lax.scan(step, state, xs)[1]
+
+
+def per_step_microseconds(function: Callable, args: tuple, time_steps: int, repeats: int) -> float:
+    compiled = jax.jit(function).lower(*args).compile()
+    jax.block_until_ready(compiled(*args))
+    return 1e6 * median_seconds(lambda: compiled(*args), repeats, jax.block_until_ready) / time_steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--time", type=int, default=60)
+    parser.add_argument("--hidden", default="50,128")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    env = environment()
+    print_environment(env)
+
+    rows = []
+    for hidden in map(int, args.hidden.split(",")):
+        rng = np.random.default_rng(0)
+        params = LSTMParams(
+            *(
+                jnp.asarray(rng.normal(0, 0.1, shape), jnp.float32)
+                for shape in [(hidden, 4 * hidden), (hidden, 4 * hidden), (4 * hidden,)]
+            )
+        )
+        xs = jnp.asarray(rng.normal(size=(args.time, args.batch, hidden)), jnp.float32)
+        state = LSTMState(jnp.zeros((args.batch, hidden)), jnp.zeros((args.batch, hidden)))
+
+        variants: dict[str, Callable[[LSTMParams, jax.Array], jax.Array]] = {
+            "per-slice (textbook activations)": lambda p, x, s=state: scan_with(per_slice_update, p, x, s),
+            "slab (jaxlstm.cell)": lambda p, x, s=state: scan_with(lstm_update, p, x, s),
+        }
+        for hoist in (False, True):
+            for unroll in (1, 2):
+                name = f"fused, {'hoisted' if hoist else 'in-loop'} input, unroll {unroll}"
+                variants[name] = lambda p, x, h=hoist, u=unroll, s=state: lstm_sequence(p, x, s, False, u, h)[0]
+        for name, forward in variants.items():
+
+            def loss(p: LSTMParams, x: jax.Array, forward: Callable = forward) -> jax.Array:
+                return jnp.sum(forward(p, x) ** 2)
+
+            row = {
+                "hidden": hidden,
+                "batch": args.batch,
+                "variant": name,
+                "forward_us_per_step": per_step_microseconds(forward, (params, xs), args.time, args.repeats),
+                "forward_backward_us_per_step": per_step_microseconds(
+                    jax.grad(loss, argnums=(0, 1)), (params, xs), args.time, args.repeats
+                ),
+            }
+            rows.append(row)
+            print(
+                f"H={hidden:<4} B={args.batch:<3} {name:38} forward {row['forward_us_per_step']:7.1f} us/step, "
+                f"forward+backward {row['forward_backward_us_per_step']:7.1f} us/step",
+                flush=True,
+            )
+    folder = write_results("cell_activation", {"environment": env, "settings": vars(args), "results": rows})
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hiddens = sorted({r["hidden"] for r in rows})
+    fig, axes = plt.subplots(1, len(hiddens), figsize=(7 * len(hiddens), 4.5), layout="constrained", squeeze=False)
+    for ax, hidden in zip(axes[0], hiddens, strict=True):
+        mine = [r for r in rows if r["hidden"] == hidden]
+        positions = np.arange(len(mine))
+        ax.barh(positions + 0.2, [r["forward_us_per_step"] for r in mine], 0.4, label="forward")
+        ax.barh(positions - 0.2, [r["forward_backward_us_per_step"] for r in mine], 0.4, label="forward+backward")
+        ax.set_yticks(positions, [r["variant"] for r in mine], fontsize=8)
+        ax.set(xlabel="microseconds per time step (median)", title=f"H={hidden}, batch {args.batch}")
+        ax.legend()
+    fig.suptitle(f"One LSTM step under lax.scan, {env['machine']}")
+    fig.savefig(folder / "cell_activation.png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {folder}/cell_activation.json and .png")
+
+
+if __name__ == "__main__":
+    main()
