@@ -58,6 +58,21 @@ def rmse(dataset, predictions: np.ndarray) -> tuple[float, float]:
     return model, naive
 
 
+def peer_result(
+    dataset, predictions: np.ndarray, fit_seconds: float, epoch_seconds: list[float], final_loss: float
+) -> dict[str, Any]:
+    """A peer's timings and scores; its first epoch includes its tracing and compilation."""
+    test_rmse, naive_rmse = rmse(dataset, predictions)
+    return {
+        "fit_seconds": fit_seconds,
+        "compile_or_first_epoch_seconds": epoch_seconds[0],
+        "steady_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds),
+        "test_rmse": test_rmse,
+        "naive_rmse": naive_rmse,
+        "final_loss": final_loss,
+    }
+
+
 def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
     from jaxlstm.train import use_cpu_cores
 
@@ -132,15 +147,8 @@ def worker_keras(args: argparse.Namespace) -> dict[str, Any]:
         dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=32, verbose=0, callbacks=[EpochTimer()]
     )
     fit_seconds = time.perf_counter() - start
-    test_rmse, naive_rmse = rmse(dataset, model.predict(dataset.x_test, verbose=0)[:, 0])
-    return {
-        "fit_seconds": fit_seconds,
-        "compile_or_first_epoch_seconds": epoch_seconds[0],
-        "steady_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds),
-        "test_rmse": test_rmse,
-        "naive_rmse": naive_rmse,
-        "final_loss": float(history.history["loss"][-1]),
-    }
+    predictions = model.predict(dataset.x_test, verbose=0)[:, 0]
+    return peer_result(dataset, predictions, fit_seconds, epoch_seconds, float(history.history["loss"][-1]))
 
 
 def worker_torch(args: argparse.Namespace) -> dict[str, Any]:
@@ -186,14 +194,8 @@ def worker_torch(args: argparse.Namespace) -> dict[str, Any]:
     model.eval()
     with torch.no_grad():
         predictions = model(torch.from_numpy(dataset.x_test)).numpy()
-    test_rmse, naive_rmse = rmse(dataset, predictions)
     return {
-        "fit_seconds": fit_seconds,
-        "compile_or_first_epoch_seconds": epoch_seconds[0],
-        "steady_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds),
-        "test_rmse": test_rmse,
-        "naive_rmse": naive_rmse,
-        "final_loss": losses[-1],
+        **peer_result(dataset, predictions, fit_seconds, epoch_seconds, losses[-1]),
         "torch_threads": torch.get_num_threads(),
     }
 
