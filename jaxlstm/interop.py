@@ -922,7 +922,6 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
         "when given. Keras files hold no MinMax scalers, so a run needs --scaler-from RUN (reuse a run's scalers and "
         "data settings), --csv CSV (refit them on its training rows, as `jaxlstm train` does) or --tutorial-data "
         "(the bundled GOOG rows the tutorial trained on). Run -> Keras: writes the equivalent keras.Sequential.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("source", type=Path, help="a .keras or .weights.h5 file, or a run directory")
     parser.add_argument("dest", type=Path, help="a run directory, or a .keras or .weights.h5 file")
@@ -939,11 +938,13 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
     scalers.add_argument("--start", help="first date kept, YYYY-MM-DD (with --csv)")
     scalers.add_argument("--end", help="last date kept, YYYY-MM-DD (with --csv)")
     scalers.add_argument("--last-rows", type=int, help="keep only the last N rows (with --csv)")
-    scalers.add_argument("--features", default="Open", help="input columns, comma-separated")
-    scalers.add_argument("--target", default="Open", help="column forecast one day ahead")
-    scalers.add_argument("--window", type=int, default=60, help="past days per sample")
-    scalers.add_argument("--split", type=_split_arg, default=172, help="training rows (int) or fraction (float)")
-    scalers.add_argument("--missing", choices=("error", "drop", "ffill"), default="error", help="rows with nulls")
+    scalers.add_argument("--features", default="Open", help="input columns, comma-separated (default: Open)")
+    scalers.add_argument("--target", default="Open", help="column forecast one day ahead (default: Open)")
+    scalers.add_argument("--window", type=int, default=60, help="past days per sample (default: 60)")
+    scalers.add_argument("--split", type=_split_arg, default=172, help="training rows (int) or fraction (default: 172)")
+    scalers.add_argument(
+        "--missing", choices=("error", "drop", "ffill"), default="error", help="rows with nulls (default: error)"
+    )
     return parser
 
 

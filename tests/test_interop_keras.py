@@ -120,7 +120,7 @@ def test_gradients_equal_keras(arch: str, goog) -> None:
 
 @pytest.mark.parametrize(
     ("merge_mode", "return_sequences"),
-    [("concat", False), ("concat", True), ("sum", True), ("mul", True), ("ave", True)],
+    [("concat", False), ("sum", True), ("mul", True), ("ave", True)],
 )
 def test_bidirectional_layer_merge_modes(merge_mode: str, return_sequences: bool) -> None:
     layer = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=return_sequences), merge_mode=merge_mode)
@@ -149,6 +149,7 @@ def test_bare_layers_and_stacks_load_from_a_model() -> None:
         load_keras(LSTM(1, 6, rngs=nnx.Rngs(0)), model)
 
 
+@pytest.mark.slow  # to_keras copies keras_weights() exactly (the round trips prove it): this re-checks numerics
 def test_exported_model_equals_ours() -> None:
     ours = Forecaster(preset("bidirectional", layers=2, units=5), rngs=nnx.Rngs(3))
     exported = to_keras(ours)

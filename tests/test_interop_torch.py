@@ -131,7 +131,7 @@ def test_forecaster_with_linear_head_equals_torch_on_real_windows(bidirectional:
     assert max_difference(jit_call(model, goog.x_test), head(last)[:, 0].detach()) < FORWARD_ATOL
 
 
-@pytest.mark.parametrize("arch", ["vanilla", "stacked", "bidirectional"])
+@pytest.mark.parametrize("arch", ["vanilla", "bidirectional"])  # docs/interop.md exports a stacked one
 def test_exported_modules_equal_ours(arch: str, goog) -> None:
     model = Forecaster(preset(arch, units=7, layers=None if arch == "vanilla" else 3), rngs=nnx.Rngs(6))
     lstm, head = to_torch(model)
