@@ -16,6 +16,7 @@ from jaxlstm.data import Dataset, load_prices, prediction_windows, prepare, sele
 from jaxlstm.errors import DataError, JaxlstmError
 from jaxlstm.evaluate import Evaluation, evaluate, predict_prices
 from jaxlstm.interop import add_convert_parser, convert_command
+from jaxlstm.introspect import add_gates_parser, add_gradflow_parser, gates_command, gradflow_command
 from jaxlstm.models import ARCHITECTURES, Forecaster, count_parameters, preset
 from jaxlstm.plots import plot_loss, plot_predictions
 from jaxlstm.runs import (
@@ -74,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = train.add_argument_group("model")
     model.add_argument("--arch", choices=ARCHITECTURES, default="stacked", help="LSTM variant")
-    model.add_argument("--layers", type=int, help="LSTM layers (default: 1 for vanilla, else 4)")
-    model.add_argument("--units", type=int, help="units per LSTM layer (default: 50)")
+    model.add_argument("--layers", type=int, help="LSTM layers (default: 1 for vanilla and conv, else 4)")
+    model.add_argument("--units", type=int, help="units per LSTM layer (default: 50; conv: 64 filters)")
     model.add_argument("--dropout", type=float, help="Dropout rate after each LSTM layer (default: 0.2)")
 
     fitting = train.add_argument_group("training (Keras model.fit)")
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--missing", choices=("error", "drop", "ffill"), default="error", help="rows with null values")
     predict.add_argument("--out", type=Path, help="CSV file to write (default: print to standard output)")
     add_convert_parser(commands)
+    add_gates_parser(commands)
+    add_gradflow_parser(commands)
     return parser
 
 
@@ -253,7 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_cpu_cores()
     try:
-        {"train": train_command, "predict": predict_command, "convert": convert_command}[args.command](args)
+        {
+            "train": train_command,
+            "predict": predict_command,
+            "convert": convert_command,
+            "gates": gates_command,
+            "gradflow": gradflow_command,
+        }[args.command](args)
     except JaxlstmError as error:
         print(f"jaxlstm: error: {error}", file=sys.stderr)
         return 2
