@@ -176,17 +176,17 @@ def _check_and_assign(module: Module, peer: _PeerModel, *, require_head: bool) -
         mine = _describe(_directions(layer, index)[0].W for index, layer in enumerate(ours))
         raise InteropError(
             f"{peer.source} has {len(peer.layers)} recurrent layers (kernels {theirs}) but the jaxlstm model has "
-            f"{len(ours)} (W {mine}); build it with layers={len(peer.layers)}"
+            f"{len(ours)} (W {mine}); build it with layers={len(peer.layers)} (--layers {len(peer.layers)})"
         )
     assignments: list[tuple[nnx.Param, np.ndarray]] = []
     for index, (layer, theirs) in enumerate(zip(ours, peer.layers, strict=True)):
         parts = _directions(layer, index)
         if len(parts) != len(theirs.directions):
+            arch = "bidirectional" if len(theirs.directions) == 2 else "stacked"
             raise InteropError(
                 f"{theirs.name} is {_kind(len(theirs.directions))} ({theirs.labels[0]} "
                 f"{_describe(p.W for p in theirs.directions)}) but jaxlstm layer {index} is {_kind(len(parts))} "
-                f"(W {_describe(p.W for p in parts)}); use the {'bidirectional' if len(parts) == 1 else 'stacked'}"
-                " architecture"
+                f"(W {_describe(p.W for p in parts)}); use the {arch} architecture (--arch {arch})"
             )
         if isinstance(layer, Bidirectional) and theirs.merge_mode not in (None, layer.merge_mode):
             raise InteropError(
