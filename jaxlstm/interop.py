@@ -157,7 +157,10 @@ def _directions(layer: Any, index: int) -> list[LSTM]:
     elif isinstance(layer, LSTM):
         parts = [layer]
     else:
-        raise InteropError(f"jaxlstm layer {index} is a {type(layer).__name__}, which Keras and PyTorch import lacks")
+        raise InteropError(
+            f"jaxlstm layer {index} is a {type(layer).__name__}; Keras/PyTorch conversion maps LSTM and "
+            "Bidirectional(LSTM) layers only"
+        )
     for part in parts:
         if not isinstance(part, LSTM):
             raise InteropError(f"jaxlstm layer {index} wraps a {type(part).__name__}; only LSTM layers are mapped")
