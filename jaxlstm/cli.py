@@ -1,35 +1,43 @@
 """The ``jaxlstm`` command: ``train`` a forecaster on a Yahoo CSV, ``predict`` with a saved run.
 
-Every user error (bad file, bad argument, existing output) prints one line and exits with status 2.
+Every user error (bad file, bad argument, existing output) prints one line and exits with status 2; the catalogue
+of them is docs/errors.md. An interrupted ``train`` (Ctrl-C) exits with 130 and can be finished with ``--resume``.
 """
 
 import argparse
 import dataclasses
+import hashlib
+import io
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 from flax import nnx
 
+from jaxlstm.checkpoint import CheckpointWriter, latest_checkpoint, list_checkpoints, write_atomic
 from jaxlstm.data import Dataset, load_prices, prediction_windows, prepare, select_dates
-from jaxlstm.errors import DataError, JaxlstmError
+from jaxlstm.errors import ConfigError, DataError, JaxlstmError, RunError, TrainingError
 from jaxlstm.evaluate import Evaluation, evaluate, predict_prices
 from jaxlstm.interop import add_convert_parser, convert_command
 from jaxlstm.introspect import add_gates_parser, add_gradflow_parser, gates_command, gradflow_command
-from jaxlstm.models import ARCHITECTURES, Forecaster, count_parameters, preset
+from jaxlstm.models import ARCHITECTURES, Forecaster, ModelConfig, count_parameters, preset
 from jaxlstm.plots import plot_loss, plot_predictions
 from jaxlstm.runs import (
+    CHECKPOINTS_DIR,
     CONFIG_FILE,
     SCALERS_FILE,
     check_destination,
+    clear_run,
     load_run,
+    run_state,
     save_model,
     scaler_to_dict,
+    write_final_files,
     write_json,
-    write_run,
 )
-from jaxlstm.train import History, TrainConfig, fit, use_cpu_cores
+from jaxlstm.train import History, TrainConfig, TrainState, fit, split_devices, use_cpu_cores
 
 BUNDLED_CSV = Path(__file__).resolve().parents[1] / "data" / "GOOG.csv"
 TUTORIAL_ROWS = 230
@@ -93,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory to write")
     output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
+    output.add_argument(
+        "--checkpoint-every", type=int, default=10, help="save a checkpoint every N epochs (and at the end)"
+    )
+    output.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="finish an interrupted run directory, with the settings saved in it (no other model/data options)",
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -169,7 +186,7 @@ def _write_train_run(
             ylabel=f"{dataset.target} price",
         )
 
-    write_run(out, write, overwrite=True)
+    write_final_files(out, write)
 
 
 def _report(evaluation: Evaluation, history: History, out: Path) -> str:
@@ -184,8 +201,108 @@ def _report(evaluation: Evaluation, history: History, out: Path) -> str:
     return "\n".join(lines)
 
 
-def train_command(args: argparse.Namespace) -> None:
-    """``jaxlstm train``."""
+RESUME_FIXED = (
+    "csv",
+    "start",
+    "end",
+    "last_rows",
+    "features",
+    "target",
+    "window",
+    "split",
+    "missing",
+    "arch",
+    "layers",
+    "units",
+    "dropout",
+    "epochs",
+    "batch_size",
+    "lr",
+    "adam_epsilon",
+    "validation_split",
+    "patience",
+    "clip_norm",
+    "seed",
+    "out",
+    "overwrite",
+)
+"""``train`` options that ``--resume`` reads from the run instead (only --quiet and --checkpoint-every go with it)."""
+
+
+@dataclasses.dataclass
+class _Setup:
+    """A validated training run, before anything is written: its settings, data, model and resume point."""
+
+    out: Path
+    config: dict
+    scalers: dict
+    dataset: Dataset
+    model: Forecaster
+    train_config: TrainConfig
+    resume: TrainState | None = None
+    overwrite: bool = False
+
+
+def _data_digest(dataset: Dataset) -> str:
+    """SHA-256 of the training arrays: a resumed run must train on the very same windows."""
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train):
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _scalers(dataset: Dataset) -> dict:
+    return {"features": scaler_to_dict(dataset.feature_scaler), "target": scaler_to_dict(dataset.target_scaler)}
+
+
+POSITIVE_INTS = {
+    "epochs": 100,
+    "batch_size": 32,
+    "window": 60,
+    "units": 50,
+    "layers": 4,
+    "last_rows": 230,
+    "patience": 10,
+    "checkpoint_every": 10,
+}
+"""``train`` options that must be whole numbers >= 1, with the example each message suggests."""
+POSITIVE_FLOATS = {"lr": 1e-3, "adam_epsilon": 1e-7, "clip_norm": 1.0}
+FRACTIONS = {"dropout": 0.2, "validation_split": 0.1}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_train_arguments(args: argparse.Namespace) -> None:
+    """ConfigError naming the flag and a valid example for the first out-of-range number among the options.
+
+    The library checks the same ranges (``TrainConfig``, ``ModelConfig``, ``prepare``); here the messages speak in
+    command-line flags.
+    """
+    for name, example in POSITIVE_INTS.items():
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{_flag(name)} {value}: must be a whole number >= 1, e.g. {_flag(name)} {example}")
+    for name, example in POSITIVE_FLOATS.items():
+        value = getattr(args, name)
+        if value is not None and not (0 < value < float("inf")):
+            raise ConfigError(f"{_flag(name)} {value}: must be a finite number > 0, e.g. {_flag(name)} {example}")
+    for name, example in FRACTIONS.items():
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 1:
+            raise ConfigError(f"{_flag(name)} {value}: must be at least 0 and below 1, e.g. {_flag(name)} {example}")
+    if not args.features:
+        raise ConfigError(
+            "--features names no column; pass at least one, e.g. --features Open or --features Open,Close"
+        )
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed {args.seed}: must be a whole number from 0 to {2**32 - 1}, e.g. --seed 0")
+
+
+def _new_run(args: argparse.Namespace) -> _Setup:
+    """Validates every ``train`` option and the data; writes nothing."""
+    check_train_arguments(args)
     model_config = preset(
         args.arch, layers=args.layers, units=args.units, dropout=args.dropout, n_features=len(args.features)
     )
@@ -199,17 +316,15 @@ def train_command(args: argparse.Namespace) -> None:
         patience=args.patience,
         clip_norm=args.clip_norm,
     )
+    # Recorded, so that a resumed run splits its batches the same way (the same seed gives the same bits only then).
+    train_config = dataclasses.replace(train_config, devices=len(split_devices(train_config.batch_size)))
     check_destination(args.out, overwrite=args.overwrite)
-    csv = args.csv or BUNDLED_CSV
+    csv = (args.csv or BUNDLED_CSV).resolve()
     last_rows = args.last_rows
     if args.csv is None and args.start is None and args.end is None and last_rows is None:
         last_rows = TUTORIAL_ROWS
     frame = load_frame(csv, start=args.start, end=args.end, last_rows=last_rows, missing=args.missing)
     dataset = prepare(frame, features=args.features, target=args.target, window=args.window, split=args.split)
-
-    model = Forecaster(model_config, rngs=nnx.Rngs(args.seed))
-    history = fit(model, dataset.x_train, dataset.y_train, train_config, progress=not args.quiet)
-    evaluation = evaluate(model, dataset)
     config = {
         "model": model_config.to_dict(),
         "train": dataclasses.asdict(train_config),
@@ -222,18 +337,123 @@ def train_command(args: argparse.Namespace) -> None:
             "window": dataset.window,
             "split": args.split,
             "missing": args.missing,
+            "sha256": _data_digest(dataset),
         },
     }
-    _write_train_run(args.out, config, model, dataset, history, evaluation)
-    print(_report(evaluation, history, args.out))
+    model = Forecaster(model_config, rngs=nnx.Rngs(args.seed))
+    return _Setup(args.out, config, _scalers(dataset), dataset, model, train_config, overwrite=args.overwrite)
+
+
+def _resumed_run(args: argparse.Namespace) -> _Setup:
+    """Reads an interrupted run's newest intact checkpoint and reloads its data; writes nothing."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = [name for name in RESUME_FIXED if getattr(args, name) != defaults[name]]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ConfigError(
+            f"--resume continues with the settings saved in the run; drop {flags} "
+            f"(only --quiet and --checkpoint-every go with --resume)"
+        )
+    out = args.resume
+    state = run_state(out)
+    if state == "absent":
+        raise RunError(f"--resume {out}: no such run directory; pass the --out of the interrupted run")
+    if not out.is_dir():
+        raise RunError(f"--resume {out}: not a directory; pass the --out of the interrupted run")
+    if state == "complete":
+        raise RunError(f"--resume {out}: the run is complete, nothing to resume; use `jaxlstm predict --run {out}`")
+    checkpoint = latest_checkpoint(out / CHECKPOINTS_DIR, warn=lambda message: warnings.warn(message, stacklevel=2))
+    try:
+        config, scalers = checkpoint.meta["config"], checkpoint.meta["scalers"]
+        data = config["data"]
+        model_config = ModelConfig(**config["model"])
+        train_config = TrainConfig(**config["train"])
+        csv = Path(data["csv"])
+    except (KeyError, TypeError) as error:
+        raise RunError(f"{checkpoint.path}: its saved settings lack {error}; start a new run") from None
+    frame = load_frame(csv, start=data["start"], end=data["end"], last_rows=None, missing=data["missing"])
+    dataset = prepare(
+        frame, features=data["features"], target=data["target"], window=data["window"], split=data["split"]
+    )
+    if _data_digest(dataset) != data["sha256"] or _scalers(dataset) != scalers:
+        raise RunError(
+            f"{csv} changed since the run started (its training windows from {data['start']} differ); "
+            f"restore the file, or start a new run"
+        )
+    model = Forecaster(model_config, rngs=nnx.Rngs(train_config.seed))
+    resume = checkpoint.train_state(model, train_config)
+    return _Setup(out, config, scalers, dataset, model, train_config, resume=resume)
+
+
+def _last_checkpoint(directory: Path) -> str:
+    found = list_checkpoints(directory)
+    return f"epoch {found[0][0]}, {found[0][1]}" if found else "none"
+
+
+def train_command(args: argparse.Namespace) -> None:
+    """``jaxlstm train``: validates everything first, then trains with checkpoints in ``OUT/checkpoints``, then
+    writes the final files (``config.json`` last). ``--resume OUT`` finishes an interrupted run."""
+    if args.checkpoint_every < 1:
+        raise ConfigError(
+            f"--checkpoint-every {args.checkpoint_every}: must be a whole number >= 1, e.g. --checkpoint-every 10"
+        )
+    setup = _resumed_run(args) if args.resume is not None else _new_run(args)
+    out = setup.out
+    checkpoints = CheckpointWriter(
+        out / CHECKPOINTS_DIR,
+        {"config": setup.config, "scalers": setup.scalers},
+        before_first_write=(lambda: clear_run(out)) if setup.overwrite else None,
+    )
+    dataset = setup.dataset
+    try:
+        history = fit(
+            setup.model,
+            dataset.x_train,
+            dataset.y_train,
+            setup.train_config,
+            progress=not args.quiet,
+            resume=setup.resume,
+            checkpoint_every=args.checkpoint_every,
+            on_checkpoint=checkpoints,
+        )
+    except TrainingError as error:
+        kept = _last_checkpoint(out / CHECKPOINTS_DIR) if (checkpoints.last or setup.resume) else "none was written"
+        raise TrainingError(f"{error} (last good checkpoint: {kept})") from None
+    except KeyboardInterrupt:
+        found = list_checkpoints(out / CHECKPOINTS_DIR) if (checkpoints.last or setup.resume) else []
+        hint = (
+            f"finish it with `jaxlstm train --resume {out}` (from epoch {found[0][0]})"
+            if found
+            else "no checkpoint was written yet"
+        )
+        print(f"jaxlstm: interrupted; {hint}", file=sys.stderr)
+        raise
+    evaluation = evaluate(setup.model, dataset)
+    _write_train_run(out, setup.config, setup.model, dataset, history, evaluation)
+    print(_report(evaluation, history, out))
+
+
+def _check_output_file(path: Path) -> None:
+    if path.is_dir():
+        raise RunError(f"--out {path} is a directory; pass a file name such as predictions.csv")
+    if not path.parent.is_dir():
+        raise RunError(f"--out {path}: directory {path.parent} does not exist; create it or choose another --out")
 
 
 def predict_command(args: argparse.Namespace) -> None:
     """``jaxlstm predict``."""
+    if args.out is not None:
+        _check_output_file(args.out)
     run = load_run(args.run)
     data = run.config["data"]
     csv = args.csv or Path(data["csv"])
     frame = select_dates(load_prices(csv, missing=args.missing), args.start, args.end)
+    absent = [name for name in data["features"] if name not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{csv}: no column {absent[0]!r}, but the run {args.run} reads {', '.join(data['features'])}; "
+            f"pass a --csv with those columns"
+        )
     x, dates = prediction_windows(
         frame,
         features=data["features"],
@@ -242,12 +462,18 @@ def predict_command(args: argparse.Namespace) -> None:
         feature_scaler=run.feature_scaler,
     )
     predictions = predict_prices(run.model, x, run.target_scaler)
-    actual = frame[data["target"]].reindex(dates).to_numpy()
-    table = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), data["target"]: actual, "predicted": predictions})
+    target = data["target"]
+    actual = frame[target].reindex(dates).to_numpy() if target in frame.columns else [float("nan")] * len(dates)
+    table = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), target: actual, "predicted": predictions})
     if args.out is None:
         table.to_csv(sys.stdout, index=False, float_format="%.6f", na_rep="")
     else:
-        table.to_csv(args.out, index=False, na_rep="")
+        text = io.StringIO()
+        table.to_csv(text, index=False, na_rep="")
+        try:
+            write_atomic(args.out, text.getvalue().encode())
+        except OSError as error:
+            raise RunError(f"--out {args.out}: cannot write ({error.strerror}); choose another --out") from None
         print(f"wrote {len(table)} predictions to {args.out}")
 
 
@@ -255,6 +481,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, with a one-line message)."""
     args = build_parser().parse_args(argv)
     use_cpu_cores()
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, like the errors (no source line)."""
+    print(f"jaxlstm: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         {
             "train": train_command,

@@ -199,9 +199,12 @@ def load_run(directory: Path) -> Run:
     """Reloads a run directory written by ``jaxlstm train``; RunError naming what is missing or mismatched."""
     if not directory.exists():
         raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
+    name = CONFIG_FILE
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
+        name = SCALERS_FILE
         scalers = json.loads((directory / SCALERS_FILE).read_text())
+        name = PARAMS_FILE
         weights = serialization.msgpack_restore((directory / PARAMS_FILE).read_bytes())
     except FileNotFoundError as error:
         if run_state(directory) == "interrupted":
@@ -213,7 +216,7 @@ def load_run(directory: Path) -> Run:
     except NotADirectoryError:
         raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
     except (ValueError, UnicodeDecodeError) as error:
-        raise RunError(f"{directory} holds a corrupt run file ({error}); train it again") from None
+        raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
     try:
         model = Forecaster(ModelConfig(**config["model"]), rngs=nnx.Rngs(0))
         feature_scaler = scaler_from_dict(scalers["features"])

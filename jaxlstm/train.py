@@ -335,7 +335,10 @@ def fit(
     n_validation = int(len(x) * config.validation_split)
     n_train = len(x) - n_validation
     if n_train < 1 or (config.validation_split > 0 and n_validation < 1):
-        raise ConfigError(f"{len(x)} windows cannot be split with validation_split={config.validation_split}")
+        raise ConfigError(
+            f"{len(x)} windows cannot be split with validation_split={config.validation_split} ({n_validation} held "
+            f"out); pass a validation split that keeps at least one window on each side"
+        )
     if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or checkpoint_every < 1):
         raise ConfigError(f"checkpoint every must be a positive number of epochs, got {checkpoint_every!r}")
     devices = config.devices
@@ -343,10 +346,14 @@ def fit(
         if resume.epoch > config.epochs:
             raise ConfigError(f"the state to resume is at epoch {resume.epoch}, past epochs={config.epochs}")
         saved = resume.history.devices
-        if devices not in (None, saved) or saved > len(jax.local_devices()):
+        if devices is not None and devices != saved:
             raise ConfigError(
-                f"the run was trained with its batches split over {saved} device(s), but this one has "
-                f"{devices or len(jax.local_devices())}; resume on {saved} device(s) (an identical continuation "
+                f"devices={devices}, but the state to resume was trained on {saved}; pass devices={saved}"
+            )
+        if saved > len(jax.local_devices()):
+            raise ConfigError(
+                f"the run was trained with its batches split over {saved} device(s), but JAX sees "
+                f"{len(jax.local_devices())} here; resume it where {saved} are available (an identical continuation "
                 f"needs the same count)"
             )
         devices = saved

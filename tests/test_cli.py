@@ -20,6 +20,7 @@ RUN_FILES = {
     "predictions.csv",
     "loss.png",
     "predictions.png",
+    "checkpoints",
 }
 
 
@@ -35,6 +36,7 @@ def test_train_writes_every_file(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train_windows"] == 112 and metrics["test_windows"] == 58
     assert len(metrics["loss"]) == 2
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["epoch-000002.ckpt"]  # the end of training
     table = pd.read_csv(run_dir / "predictions.csv")
     naive_rmse = float(np.sqrt(np.mean((table["Open"] - table["naive"]) ** 2)))
     assert metrics["naive"]["rmse"] == pytest.approx(naive_rmse)
@@ -60,7 +62,7 @@ def test_existing_run_is_not_overwritten(run_dir: Path, capsys) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--epochs", "0"], "--epochs 0: must be a whole number >= 1"),
         (["--csv", "no/such/file.csv"], "no/such/file.csv"),
         (["--features", "Open,Nope"], "Nope"),
         (["--window", "500"], "window"),
