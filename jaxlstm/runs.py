@@ -126,6 +126,8 @@ def clear_run(out: Path) -> None:
 def write_final_files(out: Path, write: Callable[[Path], None]) -> None:
     """Calls ``write(tmp)`` to fill a hidden temporary directory inside ``out``, then renames each file into ``out``,
     ``config.json`` last, so that ``out`` holds either an incomplete run (no config.json) or a complete one."""
+    for stale in out.glob(".final.tmp-*"):  # left by a process killed while writing the final files
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))

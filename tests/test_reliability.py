@@ -571,3 +571,17 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path: Path, monkeypatch, ca
     err = capsys.readouterr().err
     assert err == f"jaxlstm: interrupted; finish it with `jaxlstm train --resume {tmp_path / 'out'}` (from epoch 1)\n"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["checkpoints"]
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_checkpoints(tmp_path: Path, tiny_run: Path, capsys) -> None:
+    old = copy_run(tiny_run, tmp_path, "out")
+    (old / ".final.tmp-stale").mkdir()  # left by a process killed while writing its final files
+    csv = write_csv(tmp_path)
+    before = snapshot(tmp_path)
+    assert main(train(tmp_path, csv, "--overwrite", "--window", "0")) == 2  # bad input: the old run stays
+    assert snapshot(tmp_path) == before
+    capsys.readouterr()
+    assert main(train(tmp_path, csv, "--overwrite", "--seed", "3")) == 0
+    assert sorted(p.name for p in old.iterdir()) == sorted((*RUN_FILES, "checkpoints"))
+    assert [p.name for p in (old / "checkpoints").iterdir()] == ["epoch-000001.ckpt"]
+    assert json.loads((old / "config.json").read_text())["train"]["seed"] == 3
