@@ -23,6 +23,7 @@ True
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -235,6 +236,27 @@ def fresh_curves(config: ModelConfig, x: Array, *, seed: int = 0, forget_biases:
     return curves
 
 
+def trained_rnn_curves(run: Any, frame: pd.DataFrame, x: Array) -> dict[str, np.ndarray]:
+    """Gradient-flow curves of tanh RNNs (Keras and PyTorch initialisations) of the run's width and depth, trained
+    with the run's settings (epochs, batch size, learning rate, seed) on the training windows of ``frame``."""
+    from jaxlstm.data import prepare
+    from jaxlstm.train import TrainConfig, fit
+
+    data, config = run.config["data"], run.model.config
+    dataset = prepare(
+        frame, features=data["features"], target=data["target"], window=data["window"], split=data["split"]
+    )
+    names = {field.name for field in dataclasses.fields(TrainConfig)} - {"devices"}
+    train_config = TrainConfig(**{k: v for k, v in run.config.get("train", {}).items() if k in names})
+    depth = config.layers if config.arch != "conv" else 1
+    curves = {}
+    for init, name in (("torch", "PyTorch"), ("keras", "Keras")):
+        rnn = RNNForecaster(config.n_features, config.units, layers=depth, init=init, rngs=nnx.Rngs(train_config.seed))
+        fit(rnn, dataset.x_train, dataset.y_train, train_config, progress=False)
+        curves[f"tanh RNN, {name} init, trained like the run"] = gradient_flow(rnn, x)
+    return curves
+
+
 # --- figures ----------------------------------------------------------------------------------------------
 
 
@@ -263,23 +285,23 @@ def plot_gate_heatmaps(
     trace: GateTrace, time_labels: Sequence[str], path: Path, *, title: str, sample: int = 0
 ) -> None:
     """One figure, six panels: the gates i, f, g, o and the states c, h of one window, as units x time images."""
-    panels = [
-        ("input gate i", trace.input, "viridis", (0, 1)),
-        ("forget gate f", trace.forget, "viridis", (0, 1)),
-        ("cell candidate g", trace.candidate, "RdBu_r", (-1, 1)),
-        ("output gate o", trace.output, "viridis", (0, 1)),
-        ("cell state c", trace.c, "RdBu_r", None),
-        ("hidden state h", trace.h, "RdBu_r", (-1, 1)),
+    panels = [  # colour scales fit each panel's values (gates: their range; signed values: symmetric about 0)
+        ("input gate i", trace.input, "viridis", False),
+        ("forget gate f", trace.forget, "viridis", False),
+        ("cell candidate g", trace.candidate, "RdBu_r", True),
+        ("output gate o", trace.output, "viridis", False),
+        ("cell state c", trace.c, "RdBu_r", True),
+        ("hidden state h", trace.h, "RdBu_r", True),
     ]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 14), sharex=True)  # manual layout: 2x faster to draw
     fig.subplots_adjust(left=0.07, right=0.95, top=0.94, bottom=0.08, hspace=0.3)
-    for ax, (name, values, cmap, limits) in zip(axes, panels, strict=True):
+    for ax, (name, values, cmap, signed) in zip(axes, panels, strict=True):
         image = np.asarray(values[sample]).reshape(len(time_labels), -1).T  # (units, time)
-        if limits is None:
-            bound = float(np.abs(image).max()) or 1.0
-            limits = (-bound, bound)
+        low, high = float(image.min()), float(image.max())
+        bound = max(abs(low), abs(high)) or 1.0
+        limits = (-bound, bound) if signed else (low, max(high, low + 1e-6))
         shown = ax.imshow(image, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
-        ax.set(ylabel="unit", title=name)
+        ax.set(ylabel="unit", title=f"{name}  (values {low:.2f} .. {high:.2f})")
         fig.colorbar(shown, ax=ax, pad=0.01, fraction=0.03)
     _time_axis(axes[-1], time_labels)
     axes[-1].set_xlabel("input day (time step)")
@@ -324,9 +346,9 @@ def plot_gradient_flow(curves: dict[str, np.ndarray], path: Path, *, title: str)
     fig, (raw, relative) = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
     for name, norms in curves.items():
         lags = np.arange(len(norms))
-        style = "--" if "RNN" in name else "-"
-        raw.plot(lags, norms, style, label=name)
-        relative.plot(lags, norms / norms[0], style, label=name)
+        style = {"linestyle": "--" if "RNN" in name else "-", "linewidth": 1.2 if "untrained" in name else 2.2}
+        raw.plot(lags, norms, label=name, **style)
+        relative.plot(lags, norms / norms[0], label=name, **style)
     raw.set(xlabel="lag k (days before the last input day)", ylabel="mean || d prediction / d x[t-k] ||", yscale="log")
     relative.set(xlabel="lag k (days before the last input day)", ylabel="relative to lag 0", yscale="log")
     for ax in (raw, relative):
@@ -378,6 +400,12 @@ def add_gradflow_parser(commands: argparse._SubParsersAction) -> None:
     fresh.add_argument("--layers", type=int, help="recurrent layers (default: 1 for vanilla and conv, else 4)")
     fresh.add_argument("--units", type=int, help="units per layer (default: 50; conv: 64 filters)")
     fresh.add_argument("--forget-bias", type=float, default=1.0, help="initial forget-gate bias of the LSTM")
+    gradflow.add_argument(
+        "--train-rnn",
+        action="store_true",
+        help="with --run: also train tanh RNNs of the run's width and depth with the run's settings and data, and "
+        "plot their curves (one short training per RNN initialisation)",
+    )
     gradflow.add_argument("--windows", type=int, default=58, help="average over the last N windows of the data")
     gradflow.add_argument("--seed", type=int, default=0, help="seeds the untrained models")
     gradflow.add_argument("--out", type=Path, help="directory for gradflow.png/json (default: RUN/gradflow)")
@@ -497,14 +525,20 @@ def gradflow_command(args: argparse.Namespace) -> None:
     curves: dict[str, np.ndarray] = {}
     if args.run is not None:
         run = load_run(args.run)
-        x, _ = _run_windows(run, _run_frame(run.config, args))
+        frame = _run_frame(run.config, args)
+        x, _ = _run_windows(run, frame)
         x = x[:-1][-args.windows :] if len(x) > 1 else x
         config = run.model.config
         curves[f"trained: {args.run.name} ({config.arch})"] = gradient_flow(run.model, x)
+        if args.train_rnn:
+            curves.update(trained_rnn_curves(run, frame, x))
         biases: tuple[float, ...] = (1.0, 0.0)
         out = args.out or args.run / "gradflow"
-        title = f"Gradient flow through time: {args.run.name} against untrained models"
+        others = "tanh RNNs trained alike and untrained models" if args.train_rnn else "untrained models"
+        title = f"Gradient flow through time: {args.run.name} against {others}"
     else:
+        if args.train_rnn:
+            raise ConfigError("--train-rnn trains RNNs like a run: pass --run runs/NAME")
         config = preset(args.arch, layers=args.layers, units=args.units)
         last_rows = TUTORIAL_ROWS if args.csv is None and args.start is None and args.end is None else None
         frame = load_frame(

@@ -96,8 +96,10 @@ class RNNForecaster(nnx.Module):
         self.cells = nnx.List(cells)
         self.head = nnx.Linear(units, 1, kernel_init=GLOROT_UNIFORM, rngs=rngs)
 
-    def __call__(self, x: Array) -> Array:
-        """Predictions (batch,) for windows x (batch, time, n_features)."""
+    def __call__(self, x: Array, *, dropout_key: Array | None = None) -> Array:
+        """Predictions (batch,) for windows x (batch, time, n_features); no dropout (``dropout_key`` is accepted so
+        that :func:`jaxlstm.train.fit` trains it like a :class:`~jaxlstm.models.Forecaster`)."""
+        del dropout_key
         for cell in self.cells:
             x, final = scan_rnn(cell.params, x)
         return self.head(final)[..., 0]

@@ -230,8 +230,14 @@ def test_gradflow_plots_the_run_beside_untrained_lstms_and_rnns(run_dir: Path, t
     names = list(summary["curves"])
     assert names[0].startswith("trained: small")
     assert any("forget bias 0" in n for n in names) and any("forget bias 1" in n for n in names)
-    assert any("RNN" in n for n in names)
-    assert all(len(curve["norms"]) == 60 for curve in summary["curves"].values())
+    assert {n for n in names if "RNN" in n} == {f"tanh RNN, {init} init (untrained)" for init in ("PyTorch", "Keras")}
+
+
+@pytest.mark.slow  # two short trainings
+def test_gradflow_trains_rnns_like_the_run(run_dir: Path, tmp_path: Path) -> None:
+    assert main(["gradflow", "--run", str(run_dir), "--windows", "8", "--train-rnn", "--out", str(tmp_path)]) == 0
+    names = list(json.loads((tmp_path / "gradflow.json").read_text())["curves"])
+    assert names[1:3] == [f"tanh RNN, {init} init, trained like the run" for init in ("PyTorch", "Keras")]
 
 
 def test_gradflow_fresh(tmp_path: Path) -> None:
@@ -239,3 +245,4 @@ def test_gradflow_fresh(tmp_path: Path) -> None:
     assert main([*args, "--windows", "8", "--out", str(tmp_path)]) == 0  # the run's shapes: compiled already
     names = list(json.loads((tmp_path / "gradflow.json").read_text())["curves"])
     assert names[:3] == [f"LSTM, forget bias {b} (untrained)" for b in (2, 1, 0)]
+    assert main(["gradflow", "--fresh", "--train-rnn", "--out", str(tmp_path)]) == 2
