@@ -1,7 +1,6 @@
 """Keras 3 (JAX backend) is the oracle: imported models give its outputs, gradients and training curve; round trips
 through .keras files, .weights.h5 files and live models are exact; mismatched architectures fail with one line."""
 
-import doctest
 import json
 import zipfile
 from pathlib import Path
@@ -29,7 +28,7 @@ from jaxlstm.layers import LSTM, Bidirectional, Stacked
 from jaxlstm.models import Forecaster, preset
 from jaxlstm.runs import load_run
 from jaxlstm.train import TrainConfig, fit, make_optimizer
-from tests.conftest import BUNDLED, ROOT
+from tests.conftest import BUNDLED
 
 keras = pytest.importorskip("keras")
 if keras.backend.backend() != "jax":  # pragma: no cover - conftest sets KERAS_BACKEND=jax before keras loads
@@ -354,10 +353,3 @@ def test_convert_command_weights_file_with_description(tmp_path: Path, capsys) -
     assert main(["convert", str(tmp_path / "w.weights.h5"), str(tmp_path / "other")]) == 2
     assert "--scaler-from RUN, --csv CSV or --tutorial-data" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
-
-
-def test_docs_example_runs() -> None:
-    """docs/interop.md is a doctest (its PyTorch half needs torch)."""
-    pytest.importorskip("torch")
-    result = doctest.testfile(str(ROOT / "docs" / "interop.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
