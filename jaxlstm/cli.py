@@ -251,8 +251,23 @@ def _data_digest(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
-def _scalers(dataset: Dataset) -> dict:
+def dataset_scalers(dataset: Dataset) -> dict:
+    """The ``scalers.json`` content of a run trained on ``dataset``."""
     return {"features": scaler_to_dict(dataset.feature_scaler), "target": scaler_to_dict(dataset.target_scaler)}
+
+
+def data_settings(csv: Path, frame: pd.DataFrame, dataset: Dataset, *, split: int | float, missing: str) -> dict:
+    """The ``config.json`` data section: how ``dataset`` was made from ``csv``, enough to make it again."""
+    return {
+        "csv": str(csv),
+        "start": str(frame.index[0].date()),
+        "end": str(frame.index[-1].date()),
+        "features": list(dataset.features),
+        "target": dataset.target,
+        "window": dataset.window,
+        "split": split,
+        "missing": missing,
+    }
 
 
 POSITIVE_INTS = {
@@ -329,19 +344,12 @@ def _new_run(args: argparse.Namespace) -> _Setup:
         "model": model_config.to_dict(),
         "train": dataclasses.asdict(train_config),
         "data": {
-            "csv": str(csv),
-            "start": str(frame.index[0].date()),
-            "end": str(frame.index[-1].date()),
-            "features": list(dataset.features),
-            "target": dataset.target,
-            "window": dataset.window,
-            "split": args.split,
-            "missing": args.missing,
+            **data_settings(csv, frame, dataset, split=args.split, missing=args.missing),
             "sha256": _data_digest(dataset),
         },
     }
     model = Forecaster(model_config, rngs=nnx.Rngs(args.seed))
-    return _Setup(args.out, config, _scalers(dataset), dataset, model, train_config, overwrite=args.overwrite)
+    return _Setup(args.out, config, dataset_scalers(dataset), dataset, model, train_config, overwrite=args.overwrite)
 
 
 def _resumed_run(args: argparse.Namespace) -> _Setup:
@@ -375,7 +383,7 @@ def _resumed_run(args: argparse.Namespace) -> _Setup:
     dataset = prepare(
         frame, features=data["features"], target=data["target"], window=data["window"], split=data["split"]
     )
-    if _data_digest(dataset) != data["sha256"] or _scalers(dataset) != scalers:
+    if _data_digest(dataset) != data["sha256"] or dataset_scalers(dataset) != scalers:
         raise RunError(
             f"{csv} changed since the run started (its training windows from {data['start']} differ); "
             f"restore the file, or start a new run"

@@ -977,9 +977,9 @@ def _model_for(source: Path, args: argparse.Namespace) -> Forecaster:
 
 def _scalers_and_data(args: argparse.Namespace, n_features: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's ``scalers.json`` content and ``config.json`` data section, from --scaler-from or a CSV."""
-    from jaxlstm.cli import BUNDLED_CSV, TUTORIAL_ROWS, load_frame
+    from jaxlstm.cli import BUNDLED_CSV, TUTORIAL_ROWS, data_settings, dataset_scalers, load_frame
     from jaxlstm.data import prepare
-    from jaxlstm.runs import CONFIG_FILE, SCALERS_FILE, scaler_to_dict
+    from jaxlstm.runs import CONFIG_FILE, SCALERS_FILE
 
     chosen = [args.scaler_from is not None, args.csv is not None, args.tutorial_data]
     if sum(chosen) != 1:
@@ -1005,18 +1005,7 @@ def _scalers_and_data(args: argparse.Namespace, n_features: int) -> tuple[dict[s
         raise ConfigError(f"--features names {len(features)} columns but the Keras model reads {n_features}")
     frame = load_frame(csv, start=args.start, end=args.end, last_rows=last_rows, missing=args.missing)
     dataset = prepare(frame, features=features, target=args.target, window=args.window, split=args.split)
-    scalers = {"features": scaler_to_dict(dataset.feature_scaler), "target": scaler_to_dict(dataset.target_scaler)}
-    data = {
-        "csv": str(csv),
-        "start": str(frame.index[0].date()),
-        "end": str(frame.index[-1].date()),
-        "features": list(dataset.features),
-        "target": dataset.target,
-        "window": dataset.window,
-        "split": args.split,
-        "missing": args.missing,
-    }
-    return scalers, data
+    return dataset_scalers(dataset), data_settings(csv, frame, dataset, split=args.split, missing=args.missing)
 
 
 def convert_command(args: argparse.Namespace) -> None:
