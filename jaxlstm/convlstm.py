@@ -30,6 +30,7 @@ Layouts are Keras's (``data_format="channels_last"``), so Keras weights load as 
 (2, 8, 8, 4)
 """
 
+import itertools
 from collections.abc import Sequence
 from typing import ClassVar, Literal, NamedTuple
 
@@ -43,6 +44,7 @@ from jaxlstm.layers import GLOROT_UNIFORM, ORTHOGONAL, Initializer, unit_forget_
 
 Array = jax.Array
 Padding = Literal["valid", "same"]
+ConvImplementation = Literal["gemm", "xla"]
 
 
 class ConvLSTMParams(NamedTuple):
@@ -66,6 +68,16 @@ def _dimension_numbers(rank: int) -> tuple[str, str, str]:
     return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
 
 
+def _padding(length: int, kernel_size: int, stride: int, padding: Padding, dilation: int) -> tuple[int, int, int]:
+    """(pad before, pad after, output length) along one axis, as TensorFlow and Keras pad."""
+    span = (kernel_size - 1) * dilation + 1
+    if padding == "valid":
+        return 0, 0, (length - span) // stride + 1
+    out = -(-length // stride)
+    total = max((out - 1) * stride + span - length, 0)
+    return total // 2, total - total // 2, out
+
+
 def convolve(
     x: Array,
     kernel: Array,
@@ -73,15 +85,42 @@ def convolve(
     strides: Sequence[int] | int = 1,
     padding: Padding = "valid",
     dilation: Sequence[int] | int = 1,
+    implementation: ConvImplementation = "gemm",
 ) -> Array:
     """A channels-last convolution with a Keras-layout kernel: x (batch, *spatial, in), kernel (*k, in, out).
 
     ``padding`` is Keras's (and TensorFlow's): ``valid`` pads nothing, ``same`` pads so that the output has
     ``ceil(size / stride)`` positions, the odd pixel going to the end.
+
+    ``implementation``: ``gemm`` (default) gathers the kernel's taps into one (batch, *out, prod(k) * in) array
+    ("im2col") and does one matmul with the kernel reshaped to (prod(k) * in, out); ``xla`` calls
+    ``jax.lax.conv_general_dilated``. Both compute the same sums (tested equal). On XLA:CPU the matmul form makes a
+    ConvLSTM1D(64, 3) training step about 10x faster (forward and backward of the recurrent convolution: 11 ms
+    against 125 ms per 4-step sequence at batch 32); GPUs are not measured.
     """
     rank = kernel.ndim - 2
     strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
     dilation = (dilation,) * rank if isinstance(dilation, int) else tuple(dilation)
+    if implementation == "gemm":
+        geometry = [
+            _padding(n, k, s, padding, d)
+            for n, k, s, d in zip(x.shape[1:-1], kernel.shape[:rank], strides, dilation, strict=True)
+        ]
+        padded = jnp.pad(x, [(0, 0), *((before, after) for before, after, _ in geometry), (0, 0)])
+        taps = [
+            padded[
+                (
+                    slice(None),
+                    *(
+                        slice(t * d, t * d + (out - 1) * s + 1, s)
+                        for t, d, s, (_, _, out) in zip(tap, dilation, strides, geometry, strict=True)
+                    ),
+                    slice(None),
+                )
+            ]
+            for tap in itertools.product(*(range(k) for k in kernel.shape[:rank]))
+        ]
+        return jnp.concatenate(taps, axis=-1) @ kernel.reshape(-1, kernel.shape[-1])
     return jax.lax.conv_general_dilated(
         x,
         kernel,
@@ -94,10 +133,7 @@ def convolve(
 
 def conv_output_length(length: int, kernel_size: int, stride: int, padding: Padding, dilation: int = 1) -> int:
     """Positions along one axis after a convolution (Keras's ``conv_output_length``)."""
-    if padding == "same":
-        return -(-length // stride)
-    span = (kernel_size - 1) * dilation + 1
-    return (length - span) // stride + 1
+    return _padding(length, kernel_size, stride, padding, dilation)[2]
 
 
 def convlstm_step(
@@ -108,6 +144,7 @@ def convlstm_step(
     strides: Sequence[int] | int = 1,
     padding: Padding = "valid",
     dilation: Sequence[int] | int = 1,
+    implementation: ConvImplementation = "gemm",
 ) -> LSTMState:
     """One ConvLSTM step: ``z = K * x + R * h + b``, then the LSTM's gate equations.
 
@@ -116,14 +153,15 @@ def convlstm_step(
         state: ``(h, c)``, each (batch, *out_spatial, F).
         x: input, (batch, *spatial, in_channels).
         strides, padding, dilation: of the input convolution; the recurrent one has stride 1, ``same`` padding.
+        implementation: of the convolutions, see :func:`convolve`.
 
     Returns:
         The new state ``(h, c)``.
     """
     preactivation = (
-        convolve(x, params.kernel, strides=strides, padding=padding, dilation=dilation)
+        convolve(x, params.kernel, strides=strides, padding=padding, dilation=dilation, implementation=implementation)
         + params.bias
-        + convolve(state.h, params.recurrent_kernel, padding="same")
+        + convolve(state.h, params.recurrent_kernel, padding="same", implementation=implementation)
     )
     return lstm_update(preactivation, state.c)[0]
 
@@ -138,6 +176,7 @@ def scan_convlstm(
     dilation: Sequence[int] | int = 1,
     reverse: bool = False,
     unroll: int = 1,
+    implementation: ConvImplementation = "gemm",
 ) -> tuple[Array, LSTMState]:
     """Runs the ConvLSTM over the time axis, as :func:`jaxlstm.layers.scan_lstm` runs the LSTM.
 
@@ -151,17 +190,22 @@ def scan_convlstm(
         strides, padding, dilation: of the input convolution.
         reverse: walk from the last step to the first; outputs stay aligned with the inputs' time axis.
         unroll: time steps per loop iteration.
+        implementation: of the convolutions, see :func:`convolve`.
 
     Returns:
         ``outputs`` (batch, time, *out_spatial, F) and the final state.
     """
-    projected = project_inputs(params, x, strides=strides, padding=padding, dilation=dilation)
+    projected = project_inputs(
+        params, x, strides=strides, padding=padding, dilation=dilation, implementation=implementation
+    )
     if initial_state is None:
         zeros = jnp.zeros((*projected.shape[1:-1], params.recurrent_kernel.shape[-2]), x.dtype)
         initial_state = LSTMState(h=zeros, c=zeros)
 
     def step(state: LSTMState, projected_t: Array) -> tuple[LSTMState, Array]:
-        preactivation = projected_t + convolve(state.h, params.recurrent_kernel, padding="same")
+        preactivation = projected_t + convolve(
+            state.h, params.recurrent_kernel, padding="same", implementation=implementation
+        )
         state, _ = lstm_update(preactivation, state.c)
         return state, state.h
 
@@ -176,12 +220,18 @@ def project_inputs(
     strides: Sequence[int] | int = 1,
     padding: Padding = "valid",
     dilation: Sequence[int] | int = 1,
+    implementation: ConvImplementation = "gemm",
 ) -> Array:
     """``K * x_t + b`` for every step at once: x (batch, time, *spatial, in) -> time-major (time, batch, ..., 4F)."""
     x = jnp.swapaxes(x, 0, 1)
     time, batch = x.shape[:2]
     flat = convolve(
-        x.reshape(time * batch, *x.shape[2:]), params.kernel, strides=strides, padding=padding, dilation=dilation
+        x.reshape(time * batch, *x.shape[2:]),
+        params.kernel,
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        implementation=implementation,
     )
     return flat.reshape(time, batch, *flat.shape[1:]) + params.bias
 
@@ -205,6 +255,7 @@ class ConvLSTM(nnx.Module):
         return_sequences: return every step's ``h`` (batch, time, *out_spatial, F), else the final one.
         reverse: read the sequence from the end (Keras's ``go_backwards``, outputs re-aligned as in Bidirectional).
         unroll: time steps per loop iteration of ``jax.lax.scan``.
+        implementation: ``gemm`` (default) or ``xla``, how the convolutions are computed (see :func:`convolve`).
         rngs: source of the ``params`` key.
     """
 
@@ -222,6 +273,7 @@ class ConvLSTM(nnx.Module):
         return_sequences: bool = True,
         reverse: bool = False,
         unroll: int = 1,
+        implementation: ConvImplementation = "gemm",
         kernel_init: Initializer = GLOROT_UNIFORM,
         recurrent_init: Initializer = ORTHOGONAL,
         bias_init: Initializer = unit_forget_bias,
@@ -251,6 +303,7 @@ class ConvLSTM(nnx.Module):
         self.return_sequences = return_sequences
         self.reverse = reverse
         self.unroll = unroll
+        self.implementation = implementation
         self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_channels, 4 * filters), jnp.float32))
         self.recurrent_kernel = nnx.Param(
             recurrent_init(rngs.params(), (*self.kernel_size, filters, 4 * filters), jnp.float32)
@@ -272,11 +325,18 @@ class ConvLSTM(nnx.Module):
 
     def project_inputs(self, x: Array) -> Array:
         """``K * x_t + b`` for every step, time-major (time, batch, *out_spatial, 4F)."""
-        return project_inputs(self.params, x, strides=self.strides, padding=self.padding, dilation=self.dilation_rate)
+        return project_inputs(
+            self.params,
+            x,
+            strides=self.strides,
+            padding=self.padding,
+            dilation=self.dilation_rate,
+            implementation=self.implementation,
+        )
 
     def project_state(self, h: Array) -> Array:
         """``R * h``, the recurrent half of the pre-activations, (batch, *out_spatial, 4F)."""
-        return convolve(h, self.recurrent_kernel[...], padding="same")
+        return convolve(h, self.recurrent_kernel[...], padding="same", implementation=self.implementation)
 
     def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
         """All outputs (batch, time, *out_spatial, F) and the final state; the state starts at zero unless given."""
@@ -289,6 +349,7 @@ class ConvLSTM(nnx.Module):
             dilation=self.dilation_rate,
             reverse=self.reverse,
             unroll=self.unroll,
+            implementation=self.implementation,
         )
 
     def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:

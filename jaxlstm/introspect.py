@@ -236,10 +236,15 @@ def fresh_curves(config: ModelConfig, x: Array, *, seed: int = 0, forget_biases:
     return curves
 
 
-def trained_rnn_curves(run: Any, frame: pd.DataFrame, x: Array) -> dict[str, np.ndarray]:
+def trained_rnn_curves(run: Any, frame: pd.DataFrame, x: Array) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Gradient-flow curves of tanh RNNs (Keras and PyTorch initialisations) of the run's width and depth, trained
-    with the run's settings (epochs, batch size, learning rate, seed) on the training windows of ``frame``."""
+    with the run's settings (epochs, batch size, learning rate, seed) on the training windows of ``frame``.
+
+    Also returns the test RMSE (price units) of the run's model, of each RNN and of the naive baseline on ``frame``'s
+    test days: how far back a model looks says nothing of how well it forecasts.
+    """
     from jaxlstm.data import prepare
+    from jaxlstm.evaluate import evaluate
     from jaxlstm.train import TrainConfig, fit
 
     data, config = run.config["data"], run.model.config
@@ -249,12 +254,14 @@ def trained_rnn_curves(run: Any, frame: pd.DataFrame, x: Array) -> dict[str, np.
     names = {field.name for field in dataclasses.fields(TrainConfig)} - {"devices"}
     train_config = TrainConfig(**{k: v for k, v in run.config.get("train", {}).items() if k in names})
     depth = config.layers if config.arch != "conv" else 1
-    curves = {}
+    evaluation = evaluate(run.model, dataset)
+    curves, rmse = {}, {"naive": evaluation.naive.rmse, "run": evaluation.model.rmse}
     for init, name in (("torch", "PyTorch"), ("keras", "Keras")):
         rnn = RNNForecaster(config.n_features, config.units, layers=depth, init=init, rngs=nnx.Rngs(train_config.seed))
         fit(rnn, dataset.x_train, dataset.y_train, train_config, progress=False)
-        curves[f"tanh RNN, {name} init, trained like the run"] = gradient_flow(rnn, x)
-    return curves
+        label = f"tanh RNN, {name} init, trained like the run"
+        curves[label], rmse[label] = gradient_flow(rnn, x), evaluate(rnn, dataset).model.rmse
+    return curves, rmse
 
 
 # --- figures ----------------------------------------------------------------------------------------------
@@ -523,6 +530,7 @@ def gradflow_command(args: argparse.Namespace) -> None:
     if args.windows < 1:
         raise ConfigError(f"--windows must be a positive number of windows, got {args.windows}")
     curves: dict[str, np.ndarray] = {}
+    rmse: dict[str, float] = {}
     if args.run is not None:
         run = load_run(args.run)
         frame = _run_frame(run.config, args)
@@ -531,7 +539,8 @@ def gradflow_command(args: argparse.Namespace) -> None:
         config = run.model.config
         curves[f"trained: {args.run.name} ({config.arch})"] = gradient_flow(run.model, x)
         if args.train_rnn:
-            curves.update(trained_rnn_curves(run, frame, x))
+            rnn_curves, rmse = trained_rnn_curves(run, frame, x)
+            curves.update(rnn_curves)
         biases: tuple[float, ...] = (1.0, 0.0)
         out = args.out or args.run / "gradflow"
         others = "tanh RNNs trained alike and untrained models" if args.train_rnn else "untrained models"
@@ -559,7 +568,8 @@ def gradflow_command(args: argparse.Namespace) -> None:
         }
         for name, norms in curves.items()
     }
-    (out / "gradflow.json").write_text(json.dumps({"windows": len(x), "curves": summary}, indent=2) + "\n")
+    content = {"windows": len(x), "curves": summary, **({"test_rmse": rmse} if rmse else {})}
+    (out / "gradflow.json").write_text(json.dumps(content, indent=2) + "\n")
     last = len(x[0]) - 1
     print(f"{'':44} {'lag 0':>10} {'lag 10 / 0':>11} {f'lag {last} / 0':>11} {'per step':>9}")
     for name, norms in curves.items():
@@ -567,6 +577,8 @@ def gradflow_command(args: argparse.Namespace) -> None:
             f"{name:44} {norms[0]:10.3g} {norms[10] / norms[0]:11.3g} {norms[-1] / norms[0]:11.3g} "
             f"{decay_per_step(norms):9.3f}"
         )
+    if rmse:
+        print("test RMSE (price units): " + "; ".join(f"{name} {value:.2f}" for name, value in rmse.items()))
     print(f"averaged over {len(x)} windows; wrote {out}/gradflow.png and gradflow.json")
 
 

@@ -1,6 +1,7 @@
 """ConvLSTM against a NumPy convolutional LSTM written with explicit loops (one kernel per gate), against Keras 3's
 ConvLSTM1D/ConvLSTM2D/Bidirectional on the JAX backend with Keras's weights loaded, and the `conv` forecaster."""
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from flax import nnx
 
 from jaxlstm.cli import main
-from jaxlstm.convlstm import ConvLSTM1D, ConvLSTM2D, conv_output_length
+from jaxlstm.convlstm import ConvLSTM1D, ConvLSTM2D, conv_output_length, convolve
 from jaxlstm.introspect import trace_gates
 from jaxlstm.layers import Bidirectional, Stacked
 from jaxlstm.models import Forecaster, count_parameters, preset
@@ -110,12 +111,29 @@ def test_convlstm1d_equals_numpy_loops(padding: str, strides: int, dilation: int
     np.testing.assert_allclose(layer(x), expected, atol=1e-5)
 
 
-def test_convlstm2d_equals_numpy_loops() -> None:
-    layer = make(ConvLSTM2D, 2, 3, (3, 2), strides=(2, 1), padding="same")
+@pytest.mark.parametrize("implementation", ["gemm", "xla"])
+def test_convlstm2d_equals_numpy_loops(implementation: str) -> None:
+    layer = make(ConvLSTM2D, 2, 3, (3, 2), strides=(2, 1), padding="same", implementation=implementation)
     x = np.random.default_rng(2).normal(size=(2, 3, 7, 5, 2)).astype(np.float32)
     expected = numpy_convlstm(*layer.params, x, strides=(2, 1), padding="same", dilation=(1, 1))
     assert expected.shape == (2, 3, 4, 5, 3)
     np.testing.assert_allclose(layer(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_matmul_convolution_equals_xla_convolution(rank: int) -> None:
+    rng = np.random.default_rng(rank)
+    x = rng.normal(size=(2, *(9, 8, 7)[:rank], 3)).astype(np.float32)
+    kernel = rng.normal(size=(*(3, 2, 3)[:rank], 3, 5)).astype(np.float32)
+    for padding, strides, dilation in itertools.product(("valid", "same"), (1, 2, 3), (1, 2)):
+        if strides > 1 and dilation > 1:
+            continue  # Keras refuses the combination
+        options = {"strides": strides, "padding": padding, "dilation": dilation}
+        ours = convolve(x, kernel, implementation="gemm", **options)
+        np.testing.assert_allclose(ours, convolve(x, kernel, implementation="xla", **options), atol=2e-5)
+        if rank == 1:
+            expected = numpy_conv(x, kernel, (strides,), padding, (dilation,))
+            np.testing.assert_allclose(ours, expected, atol=2e-5)
 
 
 def test_output_shape_and_lengths() -> None:
