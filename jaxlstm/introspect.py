@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -268,16 +267,14 @@ def trained_rnn_curves(run: Any, frame: pd.DataFrame, x: Array) -> tuple[dict[st
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    """Writes a PNG atomically: a temporary file beside ``path``, renamed into place."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
+    """Writes a PNG atomically: a hidden temporary file beside ``path``, renamed into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, format="png")
         os.replace(tmp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def _time_axis(ax: plt.Axes, labels: Sequence[str], every: int | None = None) -> None:
@@ -289,7 +286,13 @@ def _time_axis(ax: plt.Axes, labels: Sequence[str], every: int | None = None) ->
 
 
 def plot_gate_heatmaps(
-    trace: GateTrace, time_labels: Sequence[str], path: Path, *, title: str, sample: int = 0
+    trace: GateTrace,
+    time_labels: Sequence[str],
+    path: Path,
+    *,
+    title: str,
+    sample: int = 0,
+    xlabel: str = "input day (time step)",
 ) -> None:
     """One figure, six panels: the gates i, f, g, o and the states c, h of one window, as units x time images."""
     panels = [  # colour scales fit each panel's values (gates: their range; signed values: symmetric about 0)
@@ -300,6 +303,7 @@ def plot_gate_heatmaps(
         ("cell state c", trace.c, "RdBu_r", True),
         ("hidden state h", trace.h, "RdBu_r", True),
     ]
+    units = "unit" if trace.h.ndim == 3 else f"position x filter ({' x '.join(map(str, trace.h.shape[2:]))})"
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 14), sharex=True)  # manual layout: 2x faster to draw
     fig.subplots_adjust(left=0.07, right=0.95, top=0.94, bottom=0.08, hspace=0.3)
     for ax, (name, values, cmap, signed) in zip(axes, panels, strict=True):
@@ -308,10 +312,10 @@ def plot_gate_heatmaps(
         bound = max(abs(low), abs(high)) or 1.0
         limits = (-bound, bound) if signed else (low, max(high, low + 1e-6))
         shown = ax.imshow(image, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
-        ax.set(ylabel="unit", title=f"{name}  (values {low:.2f} .. {high:.2f})")
+        ax.set(ylabel=units, title=f"{name}  (values {low:.2f} .. {high:.2f})")
         fig.colorbar(shown, ax=ax, pad=0.01, fraction=0.03)
     _time_axis(axes[-1], time_labels)
-    axes[-1].set_xlabel("input day (time step)")
+    axes[-1].set_xlabel(xlabel)
     fig.suptitle(title)
     _save(fig, path)
 
@@ -493,6 +497,10 @@ def gates_command(args: argparse.Namespace) -> None:
     out = args.out or args.run / "gates"
     _make_directory(out)
     labels = _time_labels(run.model.config, dates)
+    if run.model.config.arch == "conv":
+        xlabel = f"ConvLSTM step ({run.model.config.subsequence_length} input days each)"
+    else:
+        xlabel = "input day (time step)"
     forecast = str(targets[index].date())
     prices = run.feature_scaler.inverse_transform(x[index])
     span = f"window {dates[0].date()}..{dates[-1].date()} -> forecasts {forecast}"
@@ -501,7 +509,7 @@ def gates_command(args: argparse.Namespace) -> None:
     for trace in traces:
         name = f"layer{trace.layer}-{trace.direction}"
         title = f"{args.run.name}: layer {trace.layer} ({trace.direction}), {span}"
-        plot_gate_heatmaps(trace, labels, out / f"gates-{name}.png", title=title)
+        plot_gate_heatmaps(trace, labels, out / f"gates-{name}.png", title=title, xlabel=xlabel)
         plot_states(
             trace,
             labels,
