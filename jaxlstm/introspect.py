@@ -46,7 +46,7 @@ from jaxlstm.cell import Gates, LSTMState, lstm_update
 from jaxlstm.convlstm import ConvLSTM, to_subsequences
 from jaxlstm.errors import ConfigError, RunError
 from jaxlstm.layers import LSTM, Bidirectional, Stacked, merge
-from jaxlstm.models import Forecaster, ModelConfig
+from jaxlstm.models import ARCHITECTURES, Forecaster, ModelConfig
 from jaxlstm.rnn import RNNForecaster
 
 Array = jax.Array
@@ -407,10 +407,12 @@ def add_gradflow_parser(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--fresh", action="store_true", help="an untrained model built from --arch/--layers/--units")
     _add_data_arguments(gradflow)
     fresh = gradflow.add_argument_group("fresh model")
-    fresh.add_argument("--arch", choices=("vanilla", "stacked", "bidirectional", "conv"), default="vanilla")
+    fresh.add_argument("--arch", choices=ARCHITECTURES, default="vanilla")
     fresh.add_argument("--layers", type=int, help="recurrent layers (default: 1 for vanilla and conv, else 4)")
     fresh.add_argument("--units", type=int, help="units per layer (default: 50; conv: 64 filters)")
-    fresh.add_argument("--forget-bias", type=float, default=1.0, help="initial forget-gate bias of the LSTM")
+    fresh.add_argument(
+        "--forget-bias", type=float, default=1.0, help="forget-gate bias of the untrained LSTM (drawn beside 0 and 1)"
+    )
     gradflow.add_argument(
         "--train-rnn",
         action="store_true",
@@ -539,7 +541,10 @@ def gradflow_command(args: argparse.Namespace) -> None:
         raise ConfigError(f"--windows must be a positive number of windows, got {args.windows}")
     curves: dict[str, np.ndarray] = {}
     rmse: dict[str, float] = {}
+    biases = (args.forget_bias, *(b for b in (1.0, 0.0) if b != args.forget_bias))
     if args.run is not None:
+        if args.arch != "vanilla" or args.layers is not None or args.units is not None:
+            raise ConfigError("--arch/--layers/--units describe a --fresh model; with --run the run's model is used")
         run = load_run(args.run)
         frame = _run_frame(run.config, args)
         x, _ = _run_windows(run, frame)
@@ -549,7 +554,6 @@ def gradflow_command(args: argparse.Namespace) -> None:
         if args.train_rnn:
             rnn_curves, rmse = trained_rnn_curves(run, frame, x)
             curves.update(rnn_curves)
-        biases: tuple[float, ...] = (1.0, 0.0)
         out = args.out or args.run / "gradflow"
         others = "tanh RNNs trained alike and untrained models" if args.train_rnn else "untrained models"
         title = f"Gradient flow through time: {args.run.name} against {others}"
@@ -562,7 +566,6 @@ def gradflow_command(args: argparse.Namespace) -> None:
             args.csv or BUNDLED_CSV, start=args.start, end=args.end, last_rows=last_rows, missing="error"
         )
         x = prepare(frame).x_test[-args.windows :]
-        biases = (args.forget_bias, *(b for b in (1.0, 0.0) if b != args.forget_bias))
         out = args.out or Path("runs/gradflow")
         title = f"Gradient flow through time: untrained {config.arch} LSTM ({config.units} units) and tanh RNNs"
     curves.update(fresh_curves(config, x, seed=args.seed, forget_biases=biases))

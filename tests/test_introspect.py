@@ -231,6 +231,8 @@ def test_gradflow_plots_the_run_beside_untrained_lstms_and_rnns(run_dir: Path, t
     assert names[0].startswith("trained: small")
     assert any("forget bias 0" in n for n in names) and any("forget bias 1" in n for n in names)
     assert {n for n in names if "RNN" in n} == {f"tanh RNN, {init} init (untrained)" for init in ("PyTorch", "Keras")}
+    assert all(len(curve["norms"]) == 60 for curve in summary["curves"].values())
+    assert main(["gradflow", "--run", str(run_dir), "--units", "8", "--out", str(tmp_path)]) == 2  # --fresh only
 
 
 @pytest.mark.slow  # two short trainings
