@@ -7,7 +7,10 @@ For a (batch, H) step inside ``lax.scan`` it times, per step, forward and forwar
 - ``slab``: :func:`jaxlstm.cell.lstm_update`, one ``tanh`` over the whole (batch, 4H) slab, with
   sigmoid(z) = (1 + tanh(z / 2)) / 2;
 - the fused layer (:func:`jaxlstm.fused.lstm_sequence`) with the input projection hoisted out of the loop or
-  computed inside it, and with ``unroll`` 1 and 2.
+  computed inside it, and with ``unroll`` 1 and 2;
+
+and then what each formulation costs where it matters, per epoch of the tutorial's training (``fit`` of the
+stacked and bidirectional presets, batches split over the cores), with the fused layer's cell swapped.
 
     .venv/bin/python benchmarks/cell_activation.py
 
@@ -26,8 +29,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, median_seconds, print_environment, write_results
 
+from jaxlstm import fused
 from jaxlstm.cell import LSTMParams, LSTMState, lstm_update
 from jaxlstm.fused import lstm_sequence
+from jaxlstm.models import Forecaster, preset
+from jaxlstm.train import TrainConfig, fit, use_cpu_cores
 
 
 def per_slice_update(preactivation: jax.Array, c: jax.Array) -> tuple[LSTMState, None]:
@@ -51,13 +57,29 @@ def per_step_microseconds(function: Callable, args: tuple, time_steps: int, repe
     return 1e6 * median_seconds(lambda: compiled(*args), repeats, jax.block_until_ready) / time_steps
 
 
+def epoch_milliseconds(arch: str, update: Callable, epochs: int) -> float:
+    """Steady-state milliseconds per epoch of the tutorial's training with ``update`` as the fused layer's cell."""
+    from flax import nnx
+
+    fused.lstm_update = update
+    try:
+        x = np.random.default_rng(0).random((112, 60, 1), dtype=np.float32)
+        model = Forecaster(preset(arch), rngs=nnx.Rngs(0))
+        history = fit(model, x, x[:, -1, 0], TrainConfig(epochs=epochs), progress=False)
+    finally:
+        fused.lstm_update = lstm_update
+    return 1000 * history.train_seconds / epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--time", type=int, default=60)
     parser.add_argument("--hidden", default="50,128")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40, help="epochs per training comparison")
     args = parser.parse_args()
+    use_cpu_cores()
     env = environment()
     print_environment(env)
 
@@ -101,7 +123,17 @@ def main() -> None:
                 f"forward+backward {row['forward_backward_us_per_step']:7.1f} us/step",
                 flush=True,
             )
-    folder = write_results("cell_activation", {"environment": env, "settings": vars(args), "results": rows})
+    training = []
+    for arch in ("stacked", "bidirectional"):
+        for name, update in (
+            ("per-slice (textbook activations)", per_slice_update),
+            ("slab (jaxlstm.cell)", lstm_update),
+        ):
+            row = {"arch": arch, "variant": name, "epoch_ms": epoch_milliseconds(arch, update, args.epochs)}
+            training.append(row)
+            print(f"{arch:13} training epoch with {name:34} {row['epoch_ms']:7.1f} ms", flush=True)
+    content = {"environment": env, "settings": vars(args), "results": rows, "training": training}
+    folder = write_results("cell_activation", content)
 
     import matplotlib
 
