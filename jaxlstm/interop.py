@@ -893,7 +893,7 @@ def to_torch(module: Module) -> TorchModules:
         linear = torch.nn.Linear(head.in_features, head.out_features)
         linear.load_state_dict(
             {
-                "weight": torch.from_numpy(np.ascontiguousarray(np.asarray(head.kernel[...], np.float32).T)),
+                "weight": torch.from_numpy(np.array(np.asarray(head.kernel[...], np.float32).T, order="C")),
                 "bias": torch.from_numpy(np.asarray(head.bias[...], np.float32).copy()),
             }
         )
