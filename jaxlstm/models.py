@@ -57,15 +57,12 @@ class ModelConfig:
     units: int = 50
     dropout: float = 0.2
     n_features: int = 1
-    # --- conv only (issue 5): shown by repr for the conv architecture alone, so other configs print as before
-    subsequence_length: int = 15
+    subsequence_length: int = 15  # conv only, like kernel_size; repr shows them for the conv architecture alone
     kernel_size: int = 3
 
     def __repr__(self) -> str:
         shown = [f.name for f in dataclasses.fields(self) if self.arch == "conv" or f.name in _LSTM_FIELDS]
         return f"ModelConfig({', '.join(f'{name}={getattr(self, name)!r}' for name in shown)})"
-
-    # --- end conv only
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
