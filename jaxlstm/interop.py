@@ -142,9 +142,9 @@ def _shape(array: Any) -> tuple[int, ...]:
 def _parts(module: Module) -> tuple[list[Any], nnx.Linear | None, float | None]:
     """(recurrent layers, Dense head or None, dropout rate or None) of a jaxlstm module."""
     if isinstance(module, Forecaster):
-        return list(module.recurrent.layers), module.head, float(module.recurrent.dropout.rate)
+        return list(module.recurrent.layers), module.head, float(module.recurrent.dropout_rate)
     if isinstance(module, Stacked):
-        return list(module.layers), None, float(module.dropout.rate)
+        return list(module.layers), None, float(module.dropout_rate)
     if isinstance(module, LSTM | Bidirectional):
         return [module], None, None
     raise TypeError(f"expected a Forecaster, Stacked, LSTM or Bidirectional module, got {type(module).__name__}")

@@ -8,7 +8,7 @@ from flax import nnx
 from jax.test_util import check_grads
 
 from jaxlstm.cell import LSTMState, lstm_step
-from jaxlstm.layers import LSTM, Bidirectional, Stacked, scan_lstm
+from jaxlstm.layers import LSTM, Bidirectional, Stacked, dropout_masks, scan_lstm
 from tests import numpy_lstm
 
 
@@ -96,6 +96,20 @@ def test_stacked_dropout_zeroes_and_rescales() -> None:
     kept = dropped != 0
     assert 0.3 < kept.mean() < 0.7
     np.testing.assert_allclose(dropped[kept], 2 * clean[kept], rtol=1e-6)
+
+
+def test_dropout_masks_keep_the_right_fraction_independently() -> None:
+    """One draw serves every layer: each mask keeps 1 - rate of its elements, and the masks are not copies."""
+    shapes = [(32, 60, 50), (32, 60, 50), (32, 50)]
+    masks = [np.asarray(mask) for mask in dropout_masks(jax.random.key(3), shapes, 0.2)]
+    assert [mask.shape for mask in masks] == shapes
+    for mask in masks:
+        tolerance = 5 * np.sqrt(0.2 * 0.8 / mask.size)  # five binomial standard deviations
+        assert abs(mask.mean() - 0.8) < tolerance
+    agreement = np.mean(masks[0] == masks[1])  # independent: 0.8**2 + 0.2**2 = 0.68, identical: 1
+    assert abs(agreement - 0.68) < 0.01
+    repeat = dropout_masks(jax.random.key(3), shapes, 0.2)
+    assert all(np.array_equal(mask, again) for mask, again in zip(masks, repeat, strict=True))
 
 
 def test_gradients_match_finite_differences() -> None:
