@@ -37,7 +37,7 @@ from jaxlstm.runs import (
     write_final_files,
     write_json,
 )
-from jaxlstm.train import History, TrainConfig, TrainState, fit, split_devices, use_cpu_cores
+from jaxlstm.train import History, TrainConfig, TrainState, fit, split_devices, use_compilation_cache, use_cpu_cores
 
 BUNDLED_CSV = Path(__file__).resolve().parents[1] / "data" / "GOOG.csv"
 TUTORIAL_ROWS = 230
@@ -491,6 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_cpu_cores()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
+        use_compilation_cache()
         try:
             return _run(args)
         except KeyboardInterrupt:

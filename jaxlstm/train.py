@@ -17,8 +17,10 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
 import jax
@@ -181,6 +183,43 @@ def use_cpu_cores() -> int:
     except RuntimeError:  # the CPU backend already started
         return len(jax.devices("cpu"))
     return cores
+
+
+CACHE_ENV = "JAXLSTM_CACHE_DIR"
+
+
+def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | None:
+    """Keeps compiled XLA programs on disk between processes (JAX's persistent compilation cache), so that a run
+    after the first loads its training program instead of compiling it (the tutorial's stacked model: 1.8 s of
+    compilation down to 0.4 s on the dev machine).
+
+    The directory is ``directory``, else ``$JAXLSTM_CACHE_DIR`` (set it empty to turn the cache off), else
+    ``$XDG_CACHE_HOME/jaxlstm/xla`` (``~/.cache/jaxlstm/xla`` by default). A directory already chosen through JAX's
+    own ``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir`` is kept. Every program is cached, however
+    short its compilation (the model's initialisers are many small ones). Call it before the first compilation.
+
+    Returns the directory in use, or None when the cache is off.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
+    if directory is None:
+        directory = os.environ.get(CACHE_ENV)
+    if directory is None:
+        directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxlstm" / "xla"
+    if not str(directory):
+        return None
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        warnings.warn(
+            f"compiling without a cache: cannot create {directory} ({error.strerror}); set {CACHE_ENV} to a "
+            f"writable folder, or to an empty value to turn the cache off",
+            stacklevel=2,
+        )
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return Path(directory)
 
 
 def make_epoch(

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from jaxlstm.train import use_cpu_cores
+from jaxlstm.train import CACHE_ENV, use_cpu_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "data"
 
+os.environ[CACHE_ENV] = ""  # no compilation cache in ~/.cache: each test compiles (tests/test_cli.py covers it)
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: a peer that needs no TensorFlow
 use_cpu_cores()  # as the CLI does: fit splits batches over the cores, and the tests cover that path
 

@@ -1,15 +1,18 @@
 """The command line: a short `train` writes a complete run that `predict` reloads; user errors exit 2 cleanly."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
 from jaxlstm.cli import main
+from jaxlstm.train import CACHE_ENV, use_compilation_cache
 
 FAST = ["--arch", "vanilla", "--units", "8", "--epochs", "2", "--quiet"]
 RUN_FILES = {
@@ -86,3 +89,26 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "is not a complete jaxlstm run" in result.stderr
+
+
+def test_compilation_cache_is_filled_and_changes_no_result(tmp_path: Path) -> None:
+    """Two processes share a cache folder: the first fills it, the second loads from it and predicts the same bits."""
+    environment = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    for run in ("cold", "warm"):
+        subprocess.run(
+            [sys.executable, "-m", "jaxlstm.cli", "train", *FAST, "--out", str(tmp_path / run)],
+            env=environment,
+            check=True,
+            capture_output=True,
+        )
+        assert any((tmp_path / "cache").iterdir())
+    cold, warm = ((tmp_path / run / "predictions.csv").read_bytes() for run in ("cold", "warm"))
+    assert cold == warm
+
+
+def test_unusable_cache_folder_warns_and_compiles_without_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match=f"compiling without a cache: cannot create .*a-file.*set {CACHE_ENV}"):
+        assert use_compilation_cache(blocker / "cache") is None
+    assert not jax.config.jax_compilation_cache_dir
