@@ -6,6 +6,10 @@ training rows, 112 windows of 60 days), with Adam (lr 1e-3, epsilon 1e-7), MSE, 
 last partial batch kept, and is scored on the same 58 test days. Each run is a fresh Python process (a Keras
 backend is fixed per process); the implementations take turns within each repeat, and the report gives medians.
 
+The JAX implementations run twice: cold (no persistent compilation cache: everything is compiled, as on a first
+run) and ``-warm`` (JAX's persistent compilation cache, filled by one untimed run before the repeats, as on every
+later run; the ``jaxlstm`` CLI turns it on by default). Keras-TF and PyTorch have no such cache to warm.
+
     .venv/bin/python benchmarks/seed_vs_keras.py                # 3 repeats, both presets, all peers
     .venv/bin/python benchmarks/seed_vs_keras.py --repeats 1 --epochs 5 --archs stacked   # a quick look
 
@@ -34,14 +38,19 @@ from common import (
     write_results,
 )
 
-IMPLEMENTATIONS = {
-    "jaxlstm": {},
-    "jaxlstm-cli": {},
-    "keras-tensorflow": {"KERAS_BACKEND": "tensorflow"},
-    "keras-jax": {"KERAS_BACKEND": "jax"},
-    "torch": {},
+CACHE_ENV = "JAXLSTM_CACHE_DIR"  # jaxlstm.train.CACHE_ENV, spelled out: the peers' workers must not import JAX
+IMPLEMENTATIONS = {  # name: (worker, environment, uses a warm compilation cache)
+    "jaxlstm": ("jaxlstm", {CACHE_ENV: ""}, False),
+    "jaxlstm-warm": ("jaxlstm", {}, True),
+    "jaxlstm-cli": ("jaxlstm-cli", {CACHE_ENV: ""}, False),
+    "jaxlstm-cli-warm": ("jaxlstm-cli", {}, True),
+    "keras-tensorflow": ("keras", {"KERAS_BACKEND": "tensorflow"}, False),
+    "keras-jax": ("keras", {"KERAS_BACKEND": "jax"}, False),
+    "keras-jax-warm": ("keras", {"KERAS_BACKEND": "jax"}, True),
+    "torch": ("torch", {}, False),
 }
-PEERS = ("keras-tensorflow", "keras-jax", "torch")
+PEERS = ("keras-tensorflow", "keras-jax", "keras-jax-warm", "torch")
+PROCESS_ROW = {"jaxlstm": "jaxlstm-cli", "jaxlstm-warm": "jaxlstm-cli-warm"}  # the library's fit, run by the CLI
 
 
 def load_dataset(args: argparse.Namespace):
@@ -74,9 +83,10 @@ def peer_result(
 
 
 def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
-    from jaxlstm.train import use_cpu_cores
+    from jaxlstm.train import use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()
+    use_compilation_cache()  # as the CLI does; the environment turns it off for the cold runs
     from flax import nnx
 
     from jaxlstm.evaluate import evaluate
@@ -200,13 +210,16 @@ def worker_torch(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-WORKERS = {
-    "jaxlstm": worker_jaxlstm,
-    "jaxlstm-cli": worker_jaxlstm_cli,
-    "keras-tensorflow": worker_keras,
-    "keras-jax": worker_keras,
-    "torch": worker_torch,
-}
+WORKERS = {"jaxlstm": worker_jaxlstm, "jaxlstm-cli": worker_jaxlstm_cli, "keras": worker_keras, "torch": worker_torch}
+
+
+def cache_environment(folder: Path) -> dict[str, str]:
+    """Environment variables that give a worker JAX's persistent compilation cache in ``folder``."""
+    return {
+        CACHE_ENV: str(folder),
+        "JAX_COMPILATION_CACHE_DIR": str(folder),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
 
 
 def roofline_seconds(arch: str, epochs: int, n_samples: int = 112, time_steps: int = 60, units: int = 50) -> float:
@@ -236,13 +249,13 @@ def summarize(runs: list[dict[str, Any]], archs: list[str], epochs: int) -> dict
             }
             table[name]["test_rmse_range"] = [min(r["test_rmse"] for r in mine), max(r["test_rmse"] for r in mine)]
             table[name]["repeats"] = len(mine)
-        ours = table.get("jaxlstm", {}).get("fit_seconds")
-        for name in PEERS:
-            if ours and name in table:
-                table[name]["fit_ratio_to_jaxlstm"] = table[name]["fit_seconds"] / ours
-                if "jaxlstm-cli" in table:
-                    ratio = table[name]["process_seconds"] / table["jaxlstm-cli"]["process_seconds"]
-                    table[name]["process_ratio_to_jaxlstm_cli"] = ratio
+        for ours in ("jaxlstm", "jaxlstm-warm"):
+            for name in PEERS:
+                if ours in table and name in table:
+                    table[name][f"fit_ratio_to_{ours}"] = table[name]["fit_seconds"] / table[ours]["fit_seconds"]
+                if PROCESS_ROW[ours] in table and name in table:
+                    ratio = table[name]["process_seconds"] / table[PROCESS_ROW[ours]]["process_seconds"]
+                    table[name][f"process_ratio_to_{PROCESS_ROW[ours]}"] = ratio
         table["roofline_seconds"] = roofline_seconds(arch, epochs)
         summary[arch] = table
     return summary
@@ -274,7 +287,8 @@ def plot(summary: dict[str, Any], env: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     archs = list(summary)
-    names = [name for name in IMPLEMENTATIONS if name != "jaxlstm-cli" and any(name in summary[a] for a in archs)]
+    processes_only = set(PROCESS_ROW.values())
+    names = [name for name in IMPLEMENTATIONS if name not in processes_only and any(name in summary[a] for a in archs)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     width = 0.8 / len(names)
     for index, name in enumerate(names):
@@ -282,11 +296,9 @@ def plot(summary: dict[str, Any], env: dict[str, Any], path: Path) -> None:
         fits = [summary[a].get(name, {}).get("fit_seconds", np.nan) for a in archs]
         bars = axes[0].bar(offsets, fits, width, label=name)
         axes[0].bar_label(bars, fmt="%.1f", fontsize=8)
-        processes = [
-            summary[a].get(name if name != "jaxlstm" else "jaxlstm-cli", {}).get("process_seconds", np.nan)
-            for a in archs
-        ]
-        bars = axes[1].bar(offsets, processes, width, label=name if name != "jaxlstm" else "jaxlstm train (CLI)")
+        processes = [summary[a].get(PROCESS_ROW.get(name, name), {}).get("process_seconds", np.nan) for a in archs]
+        label = f"jaxlstm train (CLI){name.removeprefix('jaxlstm')}" if name in PROCESS_ROW else name
+        bars = axes[1].bar(offsets, processes, width, label=label)
         axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
     for ax in axes:
         ax.set_xticks(np.arange(len(archs)) + width * (len(names) - 1) / 2, archs)
@@ -334,18 +346,30 @@ def main() -> None:
     archs = args.archs.split(",")
     names = args.implementations.split(",")
     runs = []
-    for seed in range(args.repeats):
+    with tempfile.TemporaryDirectory() as caches:
+
+        def run(name: str, arch: str, seed: int) -> dict[str, Any]:
+            worker, worker_env, warm = IMPLEMENTATIONS[name]
+            if warm:
+                worker_env = {**worker_env, **cache_environment(Path(caches) / f"{name}-{arch}")}
+            worker_args = ["--worker", worker, "--arch", arch, "--seed", str(seed), "--epochs", str(args.epochs)]
+            worker_args += ["--csv", str(args.csv), "--start", args.start, "--end", args.end]
+            return run_worker(Path(__file__), worker_args, worker_env)
+
         for arch in archs:
             for name in names:
-                worker_args = ["--worker", name, "--arch", arch, "--seed", str(seed), "--epochs", str(args.epochs)]
-                worker_args += ["--csv", str(args.csv), "--start", args.start, "--end", args.end]
-                result = run_worker(Path(__file__), worker_args, IMPLEMENTATIONS[name])
-                runs.append({"implementation": name, "arch": arch, "seed": seed, **result})
-                print(
-                    f"repeat {seed} {arch:13} {name:17} "
-                    + ", ".join(f"{k} {v:.3g}" for k, v in result.items() if isinstance(v, float)),
-                    flush=True,
-                )
+                if IMPLEMENTATIONS[name][2]:
+                    run(name, arch, seed=0)  # untimed: fills this implementation's compilation cache
+        for seed in range(args.repeats):
+            for arch in archs:
+                for name in names:
+                    result = run(name, arch, seed)
+                    runs.append({"implementation": name, "arch": arch, "seed": seed, **result})
+                    print(
+                        f"repeat {seed} {arch:13} {name:17} "
+                        + ", ".join(f"{k} {v:.3g}" for k, v in result.items() if isinstance(v, float)),
+                        flush=True,
+                    )
     summary = summarize(runs, archs, args.epochs)
     print_summary(summary)
     settings = {k: str(v) for k, v in vars(args).items() if k not in ("worker", "arch", "seed")}
