@@ -241,11 +241,10 @@ class Stacked(nnx.Module):
             for layer in self.layers:
                 x = layer(x)
             return x
-        batch, time = x.shape[:2]
-        shapes = [
-            (batch, time, layer.out_features) if layer.return_sequences else (batch, layer.out_features)
-            for layer in self.layers
-        ]
+        shapes, output = [], jax.ShapeDtypeStruct(x.shape, x.dtype)
+        for layer in self.layers:
+            output = jax.eval_shape(layer, output)
+            shapes.append(output.shape)
         masks = dropout_masks(dropout_key, shapes, self.dropout_rate)
         for layer, keep in zip(self.layers, masks, strict=True):
             x = jnp.where(keep, layer(x) / (1.0 - self.dropout_rate), 0.0)
