@@ -2,7 +2,9 @@
 
 Each model has its own initial weights (its own seed), its own shuffling and dropout stream and its own optimizer
 state; they share the data. One program trains them all, which fills wide hardware (a GPU) far better than
-one small model can. Model ``k`` ends exactly where ``fit(..., TrainConfig(seed=seeds[k], devices=1))`` ends.
+one small model can. The models are split evenly over the local devices (each device trains its share, with no
+communication between them). Model ``k`` ends exactly where ``fit(..., TrainConfig(seed=seeds[k], devices=1))``
+ends.
 
 >>> import numpy as np
 >>> from jaxlstm.models import preset
@@ -20,10 +22,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster, ModelConfig
-from jaxlstm.train import TrainConfig, make_epoch, make_optimizer
+from jaxlstm.train import BATCH_AXIS, TrainConfig, make_epoch, make_optimizer
+
+MODEL_AXIS = "models"
+
+
+def model_mesh(n_models: int) -> Mesh:
+    """A (models, batch) mesh that splits ``n_models`` evenly over as many local devices as divide it; each
+    device keeps whole batches (its batch axis has size 1)."""
+    count = max(d for d in range(1, len(jax.local_devices()) + 1) if n_models % d == 0)
+    return Mesh(np.asarray(jax.local_devices()[:count]).reshape(count, 1), (MODEL_AXIS, BATCH_AXIS))
 
 
 @dataclass(frozen=True)
@@ -58,13 +71,17 @@ def fit_ensemble(
     graphdef, _ = nnx.split(models[0], nnx.Param)
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(m, nnx.Param) for m in models))
     optimizer = make_optimizer(config)
-    opt_state = jax.vmap(optimizer.init)(params)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    mesh = model_mesh(len(seeds))
+    split_models, replicated = NamedSharding(mesh, P(MODEL_AXIS)), NamedSharding(mesh, P())
+    params = jax.device_put(params, split_models)
+    opt_state = jax.jit(jax.vmap(optimizer.init), out_shardings=split_models)(params)
+    keys = jax.device_put(jax.vmap(jax.random.key)(jnp.asarray(seeds)), split_models)
+    x, y = jax.device_put((np.asarray(x), np.asarray(y)), replicated)
 
-    epoch = make_epoch(graphdef, optimizer, len(x), config.batch_size, shuffle=config.shuffle)
+    epoch = make_epoch(graphdef, optimizer, len(x), config.batch_size, shuffle=config.shuffle, mesh=mesh)
     start = time.perf_counter()
-    epoch_all = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
+    epoch_all = jax.vmap(epoch, in_axes=(0, 0, 0, None, None), spmd_axis_name=MODEL_AXIS)
+    epoch_all = jax.jit(epoch_all, donate_argnums=(0, 1))
     epoch_all = epoch_all.lower(params, opt_state, keys, x, y).compile()
     split_all = jax.jit(jax.vmap(jax.random.split)).lower(keys).compile()
     compile_seconds = time.perf_counter() - start

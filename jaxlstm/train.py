@@ -241,7 +241,8 @@ def make_epoch(
     """
     mesh = mesh or batch_mesh(jax.local_devices()[:1])
     n_batches = math.ceil(n_samples / batch_size)
-    slots = math.ceil(batch_size / mesh.size) * mesh.size
+    shares = mesh.shape[BATCH_AXIS]
+    slots = math.ceil(batch_size / shares) * shares
     position = np.arange(n_batches)[:, None] * batch_size + np.arange(slots)[None, :]
     valid = (np.arange(slots)[None, :] < batch_size) & (position < n_samples)
     batch_sizes = jnp.asarray(valid.sum(axis=1), jnp.float32)

@@ -5,7 +5,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlstm.data import load_prices, prepare
-from jaxlstm.ensemble import fit_ensemble
+from jaxlstm.ensemble import fit_ensemble, model_mesh
 from jaxlstm.models import Forecaster, preset
 from jaxlstm.train import TrainConfig, fit
 from tests.conftest import BUNDLED
@@ -25,3 +25,10 @@ def test_each_member_equals_its_own_fit() -> None:
         np.testing.assert_allclose(member_losses, history.loss, rtol=1e-5)
         for a, b in zip(jax.tree.leaves(nnx.state(member)), jax.tree.leaves(nnx.state(alone)), strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_models_are_split_evenly_over_the_devices() -> None:
+    available = len(jax.local_devices())
+    assert dict(model_mesh(2 * available).shape) == {"models": available, "batch": 1}
+    assert dict(model_mesh(1).shape) == {"models": 1, "batch": 1}
+    assert model_mesh(3).shape["models"] == (3 if available >= 3 else 1)  # never an uneven split
