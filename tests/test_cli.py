@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from jaxlstm.cli import main
-from jaxlstm.train import CACHE_ENV, use_compilation_cache
+from jaxlstm.train import CACHE_ENV
 
 FAST = ["--arch", "vanilla", "--units", "8", "--epochs", "2", "--quiet"]
 RUN_FILES = {
@@ -106,9 +106,12 @@ def test_compilation_cache_is_filled_and_changes_no_result(tmp_path: Path) -> No
     assert cold == warm
 
 
-def test_unusable_cache_folder_warns_and_compiles_without_it(tmp_path: Path) -> None:
+def test_unusable_cache_folder_warns_and_compiles_without_it(tmp_path: Path, capsys, monkeypatch) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.warns(UserWarning, match=f"compiling without a cache: cannot create .*a-file.*set {CACHE_ENV}"):
-        assert use_compilation_cache(blocker / "cache") is None
-    assert not jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))
+    assert main(["train", *FAST, "--out", str(tmp_path / "run")]) == 0
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("jaxlstm: warning: compiling without a cache: cannot create")
+    assert f"a-file/cache (Not a directory); set {CACHE_ENV} to a writable folder" in warning[0]
+    assert (tmp_path / "run" / "config.json").exists() and not jax.config.jax_compilation_cache_dir
