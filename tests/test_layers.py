@@ -98,6 +98,12 @@ def test_stacked_dropout_zeroes_and_rescales() -> None:
     np.testing.assert_allclose(dropped[kept], 2 * clean[kept], rtol=1e-6)
 
 
+@pytest.mark.parametrize("rate", [1.0, -0.1])
+def test_stacked_rejects_a_dropout_rate_outside_0_1(rate: float) -> None:
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        Stacked([make_layer()], dropout=rate)
+
+
 def test_dropout_masks_keep_the_right_fraction_independently() -> None:
     """One draw serves every layer: each mask keeps 1 - rate of its elements, and the masks are not copies."""
     shapes = [(32, 60, 50), (32, 60, 50), (32, 50)]
