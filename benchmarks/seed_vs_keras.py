@@ -18,6 +18,7 @@ Writes benchmarks/results/<machine>/seed_vs_keras.json and .png.
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -214,12 +215,9 @@ WORKERS = {"jaxlstm": worker_jaxlstm, "jaxlstm-cli": worker_jaxlstm_cli, "keras"
 
 
 def cache_environment(folder: Path) -> dict[str, str]:
-    """Environment variables that give a worker JAX's persistent compilation cache in ``folder``."""
-    return {
-        CACHE_ENV: str(folder),
-        "JAX_COMPILATION_CACHE_DIR": str(folder),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    }
+    """Environment variables that give a worker JAX's persistent compilation cache in ``folder`` (for jaxlstm too:
+    ``use_compilation_cache`` keeps a cache that JAX's own settings configured)."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
 def roofline_seconds(arch: str, epochs: int, n_samples: int = 112, time_steps: int = 60, units: int = 50) -> float:
@@ -341,6 +339,7 @@ def main() -> None:
         return
     if not args.csv.exists():
         sys.exit(f"{args.csv} not found: pass --csv with a Yahoo daily CSV (the tutorial used GOOG)")
+    os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # a cache of the caller's would make the cold runs warm
     env = environment()
     print_environment(env)
     archs = args.archs.split(",")

@@ -188,22 +188,22 @@ def use_cpu_cores() -> int:
 CACHE_ENV = "JAXLSTM_CACHE_DIR"
 
 
-def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | None:
+def use_compilation_cache() -> Path | None:
     """Keeps compiled XLA programs on disk between processes (JAX's persistent compilation cache), so that a run
     after the first loads its training program instead of compiling it (the tutorial's stacked model: 1.8 s of
     compilation down to 0.4 s on the dev machine).
 
-    The directory is ``directory``, else ``$JAXLSTM_CACHE_DIR`` (set it empty to turn the cache off), else
-    ``$XDG_CACHE_HOME/jaxlstm/xla`` (``~/.cache/jaxlstm/xla`` by default). A directory already chosen through JAX's
-    own ``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir`` is kept. Every program is cached, however
-    short its compilation (the model's initialisers are many small ones). Call it before the first compilation.
+    The directory is ``$JAXLSTM_CACHE_DIR`` (set it empty to turn the cache off), else
+    ``$XDG_CACHE_HOME/jaxlstm/xla`` (``~/.cache/jaxlstm/xla`` by default), and every program is cached there,
+    however short its compilation (the model's initialisers are many small ones). A cache already configured through
+    JAX's own ``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir`` is left as JAX's settings make it.
+    Call it before the first compilation.
 
     Returns the directory in use, or None when the cache is off.
     """
     if jax.config.jax_compilation_cache_dir:
         return Path(jax.config.jax_compilation_cache_dir)
-    if directory is None:
-        directory = os.environ.get(CACHE_ENV)
+    directory = os.environ.get(CACHE_ENV)
     if directory is None:
         directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxlstm" / "xla"
     if not str(directory):
@@ -234,8 +234,8 @@ def make_epoch(
     """Builds ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_loss)``, a pure function.
 
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,). The batches are a fresh permutation drawn from
-    ``key``; the last, partial one is padded with index 0 and masked. Each batch is split evenly over the devices
-    of ``mesh`` (default: the first local device), padded with masked slots to a multiple of their number: every
+    ``key``; the last, partial one is padded with index 0 and masked. Each batch is split evenly along the batch
+    axis of ``mesh`` (default: the first local device), padded with masked slots to a multiple of its size: every
     device sums the squared errors of its share and their gradient, and one ``psum`` combines them into the batch
     mean. Each batch, and each device's share of it, gets its own dropout key.
     """

@@ -91,9 +91,11 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "is not a complete jaxlstm run" in result.stderr
 
 
-def test_compilation_cache_is_filled_and_changes_no_result(tmp_path: Path) -> None:
-    """Two processes share a cache folder: the first fills it, the second loads from it and predicts the same bits."""
+def test_compilation_cache_is_filled_then_read_and_changes_no_result(tmp_path: Path) -> None:
+    """Two processes share a cache folder: the first fills it; the second finds every program there (it adds no
+    entry, as it would for a program it had to compile) and predicts the same bits."""
     environment = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    entries = {}
     for run in ("cold", "warm"):
         subprocess.run(
             [sys.executable, "-m", "jaxlstm.cli", "train", *FAST, "--out", str(tmp_path / run)],
@@ -101,7 +103,8 @@ def test_compilation_cache_is_filled_and_changes_no_result(tmp_path: Path) -> No
             check=True,
             capture_output=True,
         )
-        assert any((tmp_path / "cache").iterdir())
+        entries[run] = sorted(path.name for path in (tmp_path / "cache").iterdir())
+    assert entries["cold"] and entries["warm"] == entries["cold"]
     cold, warm = ((tmp_path / run / "predictions.csv").read_bytes() for run in ("cold", "warm"))
     assert cold == warm
 
