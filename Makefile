@@ -1,5 +1,5 @@
 # make demo: train the tutorial's stacked LSTM on the bundled GOOG data (writes runs/demo/)
-# make test: the default test suite (fast; `make test-slow` adds the long ones)
+# make test: the import-layering contracts (pyproject.toml) and the default test suite (`make test-slow`: the long ones)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 	$(BIN)/jaxlstm train --arch stacked --out runs/demo --overwrite
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -1,11 +1,11 @@
-"""What one LSTM time step costs, and the choices in jaxlstm.cell and jaxlstm.fused that this measured.
+"""What one LSTM time step costs, and the choices in jaxlstm.fused that this measured.
 
 For a (batch, H) step inside ``lax.scan`` it times, per step, forward and forward+backward:
 
-- ``per-slice``: the textbook formulation, three ``sigmoid`` and one ``tanh`` on H-wide slices of the
-  pre-activation slab (the formulation jaxlstm replaced; kept here only as the reference being measured);
-- ``slab``: :func:`jaxlstm.cell.lstm_update`, one ``tanh`` over the whole (batch, 4H) slab, with
-  sigmoid(z) = (1 + tanh(z / 2)) / 2;
+- ``textbook``: :func:`jaxlstm.cell.lstm_update`, three ``sigmoid`` and one ``tanh`` on H-wide slices of the
+  pre-activation slab, as the equations are written;
+- ``slab``: :func:`jaxlstm.fused.slab_update`, the fast path's form of the same equations, one ``tanh`` over the
+  whole (batch, 4H) slab, with sigmoid(z) = (1 + tanh(z / 2)) / 2;
 - the fused layer (:func:`jaxlstm.fused.lstm_sequence`) with the input projection hoisted out of the loop or
   computed inside it, and with ``unroll`` 1 and 2;
 
@@ -20,6 +20,7 @@ Writes benchmarks/results/<machine>/cell_activation.json and .png.
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -30,25 +31,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, median_seconds, print_environment, write_results
 
 from jaxlstm import fused
-from jaxlstm.cell import LSTMParams, LSTMState, lstm_update
-from jaxlstm.fused import lstm_sequence
-from jaxlstm.models import Forecaster, preset
-from jaxlstm.train import TrainConfig, fit, use_cpu_cores
+from jaxlstm.cell import LSTMParams, LSTMState, lstm_update, preactivation
+from jaxlstm.config import TrainConfig, preset
+from jaxlstm.fused import lstm_sequence, slab_update
+from jaxlstm.models import Forecaster
+from jaxlstm.runtime import use_cpu_cores
+from jaxlstm.scan import scan_cell
+from jaxlstm.train import fit
 
-
-def per_slice_update(preactivation: jax.Array, c: jax.Array) -> tuple[LSTMState, None]:
-    """The reference being measured: activations on H-wide slices."""
-    z_input, z_forget, z_candidate, z_output = jnp.split(preactivation, 4, axis=-1)
-    c_new = jax.nn.sigmoid(z_forget) * c + jax.nn.sigmoid(z_input) * jnp.tanh(z_candidate)
-    return LSTMState(jax.nn.sigmoid(z_output) * jnp.tanh(c_new), c_new), None
+UPDATES = {"textbook (jaxlstm.cell.lstm_update)": lstm_update, "slab (jaxlstm.fused.slab_update)": slab_update}
 
 
 def scan_with(update: Callable, params: LSTMParams, xs: jax.Array, state: LSTMState) -> jax.Array:
-    def step(state: LSTMState, x_t: jax.Array) -> tuple[LSTMState, jax.Array]:
-        state, _ = update(x_t @ params.W + state.h @ params.U + params.b, state.c)
-        return state, state.h
-
-    return jax.lax.scan(step, state, xs)[1]
+    return scan_cell(partial(preactivation, params), xs, state, update=update)[1]
 
 
 def per_step_microseconds(function: Callable, args: tuple, time_steps: int, repeats: int) -> float:
@@ -61,13 +56,13 @@ def epoch_milliseconds(arch: str, update: Callable, epochs: int) -> float:
     """Steady-state milliseconds per epoch of the tutorial's training with ``update`` as the fused layer's cell."""
     from flax import nnx
 
-    fused.lstm_update = update
+    fused.slab_update = update
     try:
         x = np.random.default_rng(0).random((112, 60, 1), dtype=np.float32)
         model = Forecaster(preset(arch), rngs=nnx.Rngs(0))
         history = fit(model, x, x[:, -1, 0], TrainConfig(epochs=epochs), progress=False)
     finally:
-        fused.lstm_update = lstm_update
+        fused.slab_update = slab_update
     return 1000 * history.train_seconds / epochs
 
 
@@ -96,8 +91,7 @@ def main() -> None:
         state = LSTMState(jnp.zeros((args.batch, hidden)), jnp.zeros((args.batch, hidden)))
 
         variants: dict[str, Callable[[LSTMParams, jax.Array], jax.Array]] = {
-            "per-slice (textbook activations)": lambda p, x, s=state: scan_with(per_slice_update, p, x, s),
-            "slab (jaxlstm.cell)": lambda p, x, s=state: scan_with(lstm_update, p, x, s),
+            name: lambda p, x, s=state, u=update: scan_with(u, p, x, s) for name, update in UPDATES.items()
         }
         for hoist in (False, True):
             for unroll in (1, 2):
@@ -125,10 +119,7 @@ def main() -> None:
             )
     training = []
     for arch in ("stacked", "bidirectional"):
-        for name, update in (
-            ("per-slice (textbook activations)", per_slice_update),
-            ("slab (jaxlstm.cell)", lstm_update),
-        ):
+        for name, update in UPDATES.items():
             row = {"arch": arch, "variant": name, "epoch_ms": epoch_milliseconds(arch, update, args.epochs)}
             training.append(row)
             print(f"{arch:13} training epoch with {name:34} {row['epoch_ms']:7.1f} ms", flush=True)

@@ -17,7 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from jaxlstm.train import use_cpu_cores
+from jaxlstm.runtime import use_cpu_cores
 
 use_cpu_cores()
 
@@ -26,10 +26,11 @@ from flax import nnx  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, environment, print_environment, write_results  # noqa: E402
 
+from jaxlstm.config import TrainConfig, preset  # noqa: E402
 from jaxlstm.data import load_prices, prepare  # noqa: E402
 from jaxlstm.ensemble import fit_ensemble  # noqa: E402
-from jaxlstm.models import Forecaster, preset  # noqa: E402
-from jaxlstm.train import TrainConfig, fit  # noqa: E402
+from jaxlstm.models import Forecaster  # noqa: E402
+from jaxlstm.train import fit  # noqa: E402
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ from common import (
     write_results,
 )
 
-CACHE_ENV = "JAXLSTM_CACHE_DIR"  # jaxlstm.train.CACHE_ENV, spelled out: the peers' workers must not import JAX
+CACHE_ENV = "JAXLSTM_CACHE_DIR"  # jaxlstm.runtime.CACHE_ENV, spelled out: the peers' workers must not import JAX
 IMPLEMENTATIONS = {  # name: (worker, environment, uses a warm compilation cache)
     "jaxlstm": ("jaxlstm", {CACHE_ENV: ""}, False),
     "jaxlstm-warm": ("jaxlstm", {}, True),
@@ -84,15 +84,16 @@ def peer_result(
 
 
 def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
-    from jaxlstm.train import use_compilation_cache, use_cpu_cores
+    from jaxlstm.runtime import use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()
     use_compilation_cache()  # as the CLI does; the environment turns it off for the cold runs
     from flax import nnx
 
+    from jaxlstm.config import TrainConfig, preset
     from jaxlstm.evaluate import evaluate
-    from jaxlstm.models import Forecaster, preset
-    from jaxlstm.train import TrainConfig, fit
+    from jaxlstm.models import Forecaster
+    from jaxlstm.train import fit
 
     dataset = load_dataset(args)
     model = Forecaster(preset(args.arch), rngs=nnx.Rngs(args.seed))
@@ -114,7 +115,7 @@ def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def worker_jaxlstm_cli(args: argparse.Namespace) -> dict[str, Any]:
-    from jaxlstm.cli import main
+    from jaxlstm.commands import main
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run"

@@ -12,10 +12,11 @@ payload a msgpack map whose arrays are keyed by their pytree path (``jax.tree_ut
 name, shape and dtype against the model and optimizer being resumed, and the SHA-256 catches a truncated or
 corrupted file.
 
-Writes are atomic: the bytes go to a hidden temporary file in the same directory, are flushed and fsync'ed, then
-``os.replace`` renames the file into place and the directory is fsync'ed. A crash mid-write leaves the previous
-checkpoints intact (and at most a hidden ``.*.tmp-*`` file, removed by the next write). The newest ``keep``
-checkpoints are kept, so that a damaged newest file still leaves an older one to resume from.
+Writes are atomic (:func:`jaxlstm.fileio.write_atomic`): the bytes go to a hidden temporary file in the same
+directory, are flushed and fsync'ed, then ``os.replace`` renames the file into place and the directory is fsync'ed.
+A crash mid-write leaves the previous checkpoints intact (and at most a hidden ``.*.tmp-*`` file, removed by the
+next write). The newest ``keep`` checkpoints are kept, so that a damaged newest file still leaves an older one to
+resume from.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +34,22 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
+from jaxlstm.config import TrainConfig
 from jaxlstm.errors import RunError
-from jaxlstm.train import History, PyTree, TrainConfig, TrainState, make_optimizer
+from jaxlstm.fileio import write_atomic
+from jaxlstm.train import History, PyTree, TrainState, make_optimizer
+
+__all__ = [
+    "KEEP",
+    "Checkpoint",
+    "CheckpointWriter",
+    "checkpoint_name",
+    "encode",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 FORMAT = "jaxlstm-checkpoint"
 VERSION = 1
@@ -47,36 +61,6 @@ _NAME = re.compile(r"epoch-(\d{6,})\.ckpt")
 def checkpoint_name(epoch: int) -> str:
     """``epoch-000010.ckpt``: names sort by epoch."""
     return f"epoch-{epoch:06d}.ckpt"
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Writes ``content`` to ``path`` so that readers see the old file or the whole new one, never a part.
-
-    The bytes go to a hidden temporary file beside ``path``, flushed and fsync'ed, renamed over ``path`` with
-    ``os.replace``; the directory is fsync'ed so that the rename itself survives a power cut.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Flushes a directory's entries (renames, new files) to disk; a no-op where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _flatten(tree: PyTree) -> dict[str, np.ndarray]:
@@ -275,7 +259,7 @@ class CheckpointWriter:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise RunError(f"{self.directory}: cannot create it ({error.strerror}); choose another --out") from None
-        for stale in self.directory.glob(".epoch-*.ckpt.tmp-*"):  # left by a crash mid-write
+        for stale in self.directory.glob(".epoch-*.ckpt.tmp-*"):  # left by a process killed mid-write
             with contextlib.suppress(OSError):
                 stale.unlink()
         path = self.directory / checkpoint_name(state.epoch)

@@ -32,19 +32,35 @@ Layouts are Keras's (``data_format="channels_last"``), so Keras weights load as 
 
 import itertools
 from collections.abc import Sequence
-from typing import ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm.cell import LSTMState, lstm_update
+from jaxlstm.config import Convolution
 from jaxlstm.errors import ConfigError
-from jaxlstm.layers import GLOROT_UNIFORM, ORTHOGONAL, Initializer, unit_forget_bias
+from jaxlstm.layers import GLOROT_UNIFORM, ORTHOGONAL, Initializer, LayerTrace, batch_major, unit_forget_bias
+from jaxlstm.scan import Record, scan_cell
+
+__all__ = [
+    "ConvLSTM",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "ConvLSTMParams",
+    "conv_output_length",
+    "convlstm_step",
+    "convolve",
+    "project_input",
+    "project_state",
+    "scan_convlstm",
+    "to_subsequences",
+]
 
 Array = jax.Array
 Padding = Literal["valid", "same"]
-ConvImplementation = Literal["gemm", "xla"]
 
 
 class ConvLSTMParams(NamedTuple):
@@ -85,14 +101,14 @@ def convolve(
     strides: Sequence[int] | int = 1,
     padding: Padding = "valid",
     dilation: Sequence[int] | int = 1,
-    implementation: ConvImplementation = "gemm",
+    convolution: Convolution = "gemm",
 ) -> Array:
     """A channels-last convolution with a Keras-layout kernel: x (batch, *spatial, in), kernel (*k, in, out).
 
     ``padding`` is Keras's (and TensorFlow's): ``valid`` pads nothing, ``same`` pads so that the output has
     ``ceil(size / stride)`` positions, the odd pixel going to the end.
 
-    ``implementation``: ``gemm`` (default) gathers the kernel's taps into one (batch, *out, prod(k) * in) array
+    ``convolution``: ``gemm`` (default) gathers the kernel's taps into one (batch, *out, prod(k) * in) array
     ("im2col") and does one matmul with the kernel reshaped to (prod(k) * in, out); ``xla`` calls
     ``jax.lax.conv_general_dilated``. Both compute the same sums (tested equal). On XLA:CPU the matmul form makes a
     ConvLSTM1D(64, 3) training step about 10x faster (forward and backward of the recurrent convolution: 11 ms
@@ -101,7 +117,7 @@ def convolve(
     rank = kernel.ndim - 2
     strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
     dilation = (dilation,) * rank if isinstance(dilation, int) else tuple(dilation)
-    if implementation == "gemm":
+    if convolution == "gemm":
         geometry = [
             _padding(n, k, s, padding, d)
             for n, k, s, d in zip(x.shape[1:-1], kernel.shape[:rank], strides, dilation, strict=True)
@@ -136,6 +152,25 @@ def conv_output_length(length: int, kernel_size: int, stride: int, padding: Padd
     return _padding(length, kernel_size, stride, padding, dilation)[2]
 
 
+def project_input(
+    params: ConvLSTMParams,
+    x: Array,
+    *,
+    strides: Sequence[int] | int = 1,
+    padding: Padding = "valid",
+    dilation: Sequence[int] | int = 1,
+    convolution: Convolution = "gemm",
+) -> Array:
+    """The input half of the pre-activations, ``K * x + b``: x (batch, *spatial, in) -> (batch, *out_spatial, 4F)."""
+    options = {"strides": strides, "padding": padding, "dilation": dilation, "convolution": convolution}
+    return convolve(x, params.kernel, **options) + params.bias
+
+
+def project_state(params: ConvLSTMParams, h: Array, *, convolution: Convolution = "gemm") -> Array:
+    """The recurrent half, ``R * h`` (stride 1, ``same`` padding): h (batch, *out_spatial, F) -> (..., 4F)."""
+    return convolve(h, params.recurrent_kernel, padding="same", convolution=convolution)
+
+
 def convlstm_step(
     params: ConvLSTMParams,
     state: LSTMState,
@@ -144,7 +179,7 @@ def convlstm_step(
     strides: Sequence[int] | int = 1,
     padding: Padding = "valid",
     dilation: Sequence[int] | int = 1,
-    implementation: ConvImplementation = "gemm",
+    convolution: Convolution = "gemm",
 ) -> LSTMState:
     """One ConvLSTM step: ``z = K * x + R * h + b``, then the LSTM's gate equations.
 
@@ -153,16 +188,13 @@ def convlstm_step(
         state: ``(h, c)``, each (batch, *out_spatial, F).
         x: input, (batch, *spatial, in_channels).
         strides, padding, dilation: of the input convolution; the recurrent one has stride 1, ``same`` padding.
-        implementation: of the convolutions, see :func:`convolve`.
+        convolution: how the convolutions are computed, see :func:`convolve`.
 
     Returns:
         The new state ``(h, c)``.
     """
-    preactivation = (
-        convolve(x, params.kernel, strides=strides, padding=padding, dilation=dilation, implementation=implementation)
-        + params.bias
-        + convolve(state.h, params.recurrent_kernel, padding="same", implementation=implementation)
-    )
+    options = {"strides": strides, "padding": padding, "dilation": dilation, "convolution": convolution}
+    preactivation = project_input(params, x, **options) + project_state(params, state.h, convolution=convolution)
     return lstm_update(preactivation, state.c)[0]
 
 
@@ -176,9 +208,10 @@ def scan_convlstm(
     dilation: Sequence[int] | int = 1,
     reverse: bool = False,
     unroll: int = 1,
-    implementation: ConvImplementation = "gemm",
-) -> tuple[Array, LSTMState]:
-    """Runs the ConvLSTM over the time axis, as :func:`jaxlstm.layers.scan_lstm` runs the LSTM.
+    convolution: Convolution = "gemm",
+    record: Record = "outputs",
+) -> tuple[LSTMState, Any]:
+    """Runs the ConvLSTM over the time axis with :func:`jaxlstm.scan.scan_cell`, the loop of every LSTM.
 
     The input convolution of every time step is one batched convolution before the loop (it does not depend on
     the state); the loop does the recurrent convolution and :func:`~jaxlstm.cell.lstm_update`.
@@ -190,50 +223,25 @@ def scan_convlstm(
         strides, padding, dilation: of the input convolution.
         reverse: walk from the last step to the first; outputs stay aligned with the inputs' time axis.
         unroll: time steps per loop iteration.
-        implementation: of the convolutions, see :func:`convolve`.
+        convolution: how the convolutions are computed, see :func:`convolve`.
+        record: what to keep of each step (see :func:`~jaxlstm.scan.scan_cell`), time-major.
 
     Returns:
-        ``outputs`` (batch, time, *out_spatial, F) and the final state.
+        The final state and the recorded steps: with ``record="outputs"``, ``h`` (time, batch, *out_spatial, F).
     """
-    projected = project_inputs(
-        params, x, strides=strides, padding=padding, dilation=dilation, implementation=implementation
-    )
+    steps = jnp.swapaxes(x, 0, 1)
+    time, batch = steps.shape[:2]
+    options = {"strides": strides, "padding": padding, "dilation": dilation, "convolution": convolution}
+    flat = project_input(params, steps.reshape(time * batch, *steps.shape[2:]), **options)
+    projected = flat.reshape(time, batch, *flat.shape[1:])
     if initial_state is None:
         zeros = jnp.zeros((*projected.shape[1:-1], params.recurrent_kernel.shape[-2]), x.dtype)
         initial_state = LSTMState(h=zeros, c=zeros)
 
-    def step(state: LSTMState, projected_t: Array) -> tuple[LSTMState, Array]:
-        preactivation = projected_t + convolve(
-            state.h, params.recurrent_kernel, padding="same", implementation=implementation
-        )
-        state, _ = lstm_update(preactivation, state.c)
-        return state, state.h
+    def step_preactivation(projected_t: Array, h: Array) -> Array:
+        return projected_t + project_state(params, h, convolution=convolution)
 
-    final_state, outputs = jax.lax.scan(step, initial_state, projected, reverse=reverse, unroll=unroll)
-    return jnp.swapaxes(outputs, 0, 1), final_state
-
-
-def project_inputs(
-    params: ConvLSTMParams,
-    x: Array,
-    *,
-    strides: Sequence[int] | int = 1,
-    padding: Padding = "valid",
-    dilation: Sequence[int] | int = 1,
-    implementation: ConvImplementation = "gemm",
-) -> Array:
-    """``K * x_t + b`` for every step at once: x (batch, time, *spatial, in) -> time-major (time, batch, ..., 4F)."""
-    x = jnp.swapaxes(x, 0, 1)
-    time, batch = x.shape[:2]
-    flat = convolve(
-        x.reshape(time * batch, *x.shape[2:]),
-        params.kernel,
-        strides=strides,
-        padding=padding,
-        dilation=dilation,
-        implementation=implementation,
-    )
-    return flat.reshape(time, batch, *flat.shape[1:]) + params.bias
+    return scan_cell(step_preactivation, projected, initial_state, reverse=reverse, unroll=unroll, record=record)
 
 
 class ConvLSTM(nnx.Module):
@@ -255,7 +263,7 @@ class ConvLSTM(nnx.Module):
         return_sequences: return every step's ``h`` (batch, time, *out_spatial, F), else the final one.
         reverse: read the sequence from the end (Keras's ``go_backwards``, outputs re-aligned as in Bidirectional).
         unroll: time steps per loop iteration of ``jax.lax.scan``.
-        implementation: ``gemm`` (default) or ``xla``, how the convolutions are computed (see :func:`convolve`).
+        convolution: ``gemm`` (default) or ``xla``, how the convolutions are computed (see :func:`convolve`).
         rngs: source of the ``params`` key.
     """
 
@@ -273,7 +281,7 @@ class ConvLSTM(nnx.Module):
         return_sequences: bool = True,
         reverse: bool = False,
         unroll: int = 1,
-        implementation: ConvImplementation = "gemm",
+        convolution: Convolution = "gemm",
         kernel_init: Initializer = GLOROT_UNIFORM,
         recurrent_init: Initializer = ORTHOGONAL,
         bias_init: Initializer = unit_forget_bias,
@@ -303,7 +311,7 @@ class ConvLSTM(nnx.Module):
         self.return_sequences = return_sequences
         self.reverse = reverse
         self.unroll = unroll
-        self.implementation = implementation
+        self.convolution = convolution
         self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_channels, 4 * filters), jnp.float32))
         self.recurrent_kernel = nnx.Param(
             recurrent_init(rngs.params(), (*self.kernel_size, filters, 4 * filters), jnp.float32)
@@ -323,23 +331,7 @@ class ConvLSTM(nnx.Module):
         )
         return (*lengths, self.filters)
 
-    def project_inputs(self, x: Array) -> Array:
-        """``K * x_t + b`` for every step, time-major (time, batch, *out_spatial, 4F)."""
-        return project_inputs(
-            self.params,
-            x,
-            strides=self.strides,
-            padding=self.padding,
-            dilation=self.dilation_rate,
-            implementation=self.implementation,
-        )
-
-    def project_state(self, h: Array) -> Array:
-        """``R * h``, the recurrent half of the pre-activations, (batch, *out_spatial, 4F)."""
-        return convolve(h, self.recurrent_kernel[...], padding="same", implementation=self.implementation)
-
-    def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
-        """All outputs (batch, time, *out_spatial, F) and the final state; the state starts at zero unless given."""
+    def _loop(self, x: Array, initial_state: LSTMState | None, record: Record) -> tuple[LSTMState, Any]:
         return scan_convlstm(
             self.params,
             x,
@@ -349,8 +341,18 @@ class ConvLSTM(nnx.Module):
             dilation=self.dilation_rate,
             reverse=self.reverse,
             unroll=self.unroll,
-            implementation=self.implementation,
+            convolution=self.convolution,
+            record=record,
         )
+
+    def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
+        """All outputs (batch, time, *out_spatial, F) and the final state; the state starts at zero unless given."""
+        final_state, outputs = self._loop(x, initial_state, "outputs")
+        return jnp.swapaxes(outputs, 0, 1), final_state
+
+    def trace(self, x: Array, initial_state: LSTMState | None = None) -> LayerTrace:
+        """Every gate and state over x (batch, time, *spatial, channels), each (batch, time, *out_spatial, F)."""
+        return batch_major(self._loop(x, initial_state, "gates")[1])
 
     def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
         """Outputs (batch, time, *out_spatial, F) with ``return_sequences``, else the final ``h``."""

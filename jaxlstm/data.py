@@ -21,6 +21,8 @@ column or argument and the fix.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import numbers
 import warnings
@@ -35,14 +37,30 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pandas.tseries.offsets import BDay
 from sklearn.preprocessing import MinMaxScaler
 
+from jaxlstm.config import DataConfig, check_count, check_split, feature_names
 from jaxlstm.errors import ConfigError, DataError
 
-__all__ = ["DEFAULT_SPLIT", "DEFAULT_WINDOW", "Dataset", "load_prices", "prediction_windows", "prepare", "select_dates"]
+__all__ = [
+    "DEFAULT_SPLIT",
+    "DEFAULT_WINDOW",
+    "Dataset",
+    "load_dataset",
+    "load_frame",
+    "load_prices",
+    "prediction_windows",
+    "prepare",
+    "prepare_as",
+    "record",
+    "select_dates",
+    "to_prices",
+]
 
-DEFAULT_WINDOW = 60
+DEFAULT_WINDOW: int = DataConfig.window
 """Days of history per sample, as in the tutorial."""
-DEFAULT_SPLIT = 172
+DEFAULT_SPLIT: int = DataConfig.split
 """Training rows, as in the tutorial (172 of its 230 rows)."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest value the model's float32 arithmetic can hold."""
 
 YAHOO_HEADER = ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume")
 PRICE_COLUMNS = ("Open", "High", "Low", "Close", "Adj Close")
@@ -88,8 +106,12 @@ class Dataset:
 
     def to_prices(self, scaled: np.ndarray) -> np.ndarray:
         """Map scaled target values, shape (n,), back to price units: (n,) float64."""
-        column = np.asarray(scaled, dtype=np.float64).reshape(-1, 1)
-        return self.target_scaler.inverse_transform(column)[:, 0]
+        return to_prices(self.target_scaler, scaled)
+
+
+def to_prices(target_scaler: MinMaxScaler, scaled: np.ndarray) -> np.ndarray:
+    """Scaled target values (n,) back in price units with the fitted target scaler: (n,) float64."""
+    return target_scaler.inverse_transform(np.asarray(scaled, dtype=np.float64).reshape(-1, 1))[:, 0]
 
 
 def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.DataFrame:
@@ -127,10 +149,47 @@ def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.Dat
     values = _to_numbers(path, table, dates)
     values = _handle_missing(path, values, dates, missing)
     _check_finite(path, values, dates)
+    _check_float32_range(path, values, dates)
     _check_signs(path, values, dates)
     values.index = pd.DatetimeIndex(dates.loc[values.index], name="Date")
     values.attrs["source"] = str(path)
     return values
+
+
+def load_frame(config: DataConfig) -> pd.DataFrame:
+    """The rows ``config`` chooses: its CSV (or the bundled GOOG data), loaded and checked by :func:`load_prices`,
+    filtered to ``start``..``end``, then its last ``config.rows_kept()`` rows."""
+    frame = select_dates(load_prices(config.path, missing=config.missing), config.start, config.end)
+    rows = config.rows_kept()
+    return frame if rows is None else frame.iloc[-rows:]
+
+
+def load_dataset(config: DataConfig) -> tuple[pd.DataFrame, Dataset]:
+    """The rows ``config`` chooses (:func:`load_frame`) and their training and test windows (:func:`prepare_as`)."""
+    frame = load_frame(config)
+    return frame, prepare_as(frame, config)
+
+
+def prepare_as(frame: pd.DataFrame, config: DataConfig) -> Dataset:
+    """:func:`prepare` with ``config``'s features, target, window and split."""
+    return prepare(frame, features=config.features, target=config.target, window=config.window, split=config.split)
+
+
+def record(config: DataConfig, frame: pd.DataFrame, dataset: Dataset) -> DataConfig:
+    """``config`` as a run records it: the CSV's absolute path, the first and last dates of ``frame`` (so the
+    same rows come back without ``last_rows``), and the SHA-256 of the training windows, which ``--resume``
+    checks to train on the very same data."""
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train):
+        digest.update(array.tobytes())
+    return dataclasses.replace(
+        config,
+        csv=config.path.resolve(),
+        start=str(frame.index[0].date()),
+        end=str(frame.index[-1].date()),
+        last_rows=None,
+        sha256=digest.hexdigest(),
+    )
 
 
 def select_dates(frame: pd.DataFrame, start: str | None = None, end: str | None = None) -> pd.DataFrame:
@@ -179,8 +238,8 @@ def prepare(
         DataError: a missing, non-numeric or non-finite column, too few rows for the window and split, or a
             column that is constant over the training rows.
     """
-    names = _feature_names(features)
-    _check_window(window)
+    names = feature_names(features)
+    check_count("--window", window, DEFAULT_WINDOW)
     n_rows = len(frame)
     n_train = _training_rows(split, n_rows)
     inputs = _columns(frame, names)
@@ -236,8 +295,8 @@ def prediction_windows(
         ConfigError: bad ``features`` or ``window``, or a scaler fit on another number of columns.
         DataError: a missing, non-numeric or non-finite column, or fewer than ``window`` rows.
     """
-    names = _feature_names(features)
-    _check_window(window)
+    names = feature_names(features)
+    check_count("--window", window, DEFAULT_WINDOW)
     fitted = getattr(feature_scaler, "n_features_in_", None)
     if fitted != len(names):
         raise ConfigError(
@@ -410,6 +469,18 @@ def _check_finite(path: Path, values: pd.DataFrame, dates: pd.Series) -> None:
         )
 
 
+def _check_float32_range(path: Path, values: pd.DataFrame, dates: pd.Series) -> None:
+    """Numbers beyond float32's range (3.4e38) would train on infinities; name the first such value."""
+    numeric = values.select_dtypes("number")
+    huge = np.abs(numeric.to_numpy()) > FLOAT32_MAX
+    if huge.any():
+        i, j = np.argwhere(huge)[0]
+        raise DataError(
+            f"{path}: {_where(numeric.index[i], dates)}: {numeric.columns[j]} is {numeric.iat[i, j]:g}, beyond the "
+            f"{FLOAT32_MAX:.3g} that the model's float32 arithmetic can hold; fix or delete that row"
+        )
+
+
 def _check_signs(path: Path, values: pd.DataFrame, dates: pd.Series) -> None:
     """Prices must be > 0 and Volume >= 0 (a zero-volume day is possible)."""
     for name in (*PRICE_COLUMNS, "Volume"):
@@ -428,31 +499,10 @@ def _check_signs(path: Path, values: pd.DataFrame, dates: pd.Series) -> None:
 # --- arrays -------------------------------------------------------------------------------------------
 
 
-def _feature_names(features: Sequence[str]) -> tuple[str, ...]:
-    names = (features,) if isinstance(features, str) else tuple(features)
-    if not names:
-        raise ConfigError("features is empty; pass at least one column, e.g. --features Open")
-    if len(set(names)) < len(names):
-        raise ConfigError(f"features {', '.join(names)} repeats a column; list each column once")
-    return names
-
-
-def _check_window(window: int) -> None:
-    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
-        raise ConfigError(f"window={window!r} must be a whole number of days >= 1 (the tutorial uses 60)")
-
-
 def _training_rows(split: int | float, n_rows: int) -> int:
     """Number of training rows from a row count or a fraction of ``n_rows`` (rounded down)."""
-    if isinstance(split, bool) or not isinstance(split, numbers.Real):
-        raise ConfigError(f"split={split!r} must be a number of training rows or a fraction in (0, 1)")
-    if isinstance(split, numbers.Integral):
-        if split < 1:
-            raise ConfigError(f"split={split} must be >= 1 training rows (the tutorial uses 172)")
-        return int(split)
-    if not 0 < split < 1:
-        raise ConfigError(f"split={split} as a fraction must lie in (0, 1), e.g. 0.75; or pass a row count")
-    return int(split * n_rows)
+    check_split(split)
+    return int(split) if isinstance(split, numbers.Integral) else int(split * n_rows)
 
 
 def _check_sizes(frame: pd.DataFrame, split: int | float, n_train: int, window: int) -> None:

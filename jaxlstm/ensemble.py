@@ -7,7 +7,7 @@ communication between them). Model ``k`` ends exactly where ``fit(..., TrainConf
 ends.
 
 >>> import numpy as np
->>> from jaxlstm.models import preset
+>>> from jaxlstm.config import preset
 >>> x = np.linspace(0, 1, 10 * 5, dtype=np.float32).reshape(10, 5, 1)
 >>> ensemble = fit_ensemble(preset("vanilla", units=4), x, x[:, -1, 0], TrainConfig(epochs=2), seeds=[0, 1, 2])
 >>> len(ensemble.models), ensemble.losses.shape
@@ -25,9 +25,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.errors import ConfigError, TrainingError
-from jaxlstm.models import Forecaster, ModelConfig
-from jaxlstm.train import BATCH_AXIS, TrainConfig, make_epoch, make_optimizer
+from jaxlstm.models import Forecaster
+from jaxlstm.train import BATCH_AXIS, compile_ahead, make_epoch, make_optimizer
+
+__all__ = ["MODEL_AXIS", "Ensemble", "fit_ensemble", "model_mesh"]
 
 MODEL_AXIS = "models"
 
@@ -78,12 +81,10 @@ def fit_ensemble(
     x, y = jax.device_put((np.asarray(x), np.asarray(y)), NamedSharding(mesh, P()))
 
     epoch = make_epoch(graphdef, optimizer, len(x), config.batch_size, shuffle=config.shuffle, mesh=mesh)
-    start = time.perf_counter()
     epoch_all = jax.vmap(epoch, in_axes=(0, 0, 0, None, None), spmd_axis_name=MODEL_AXIS)
-    epoch_all = jax.jit(epoch_all, donate_argnums=(0, 1))
-    epoch_all = epoch_all.lower(params, opt_state, keys, x, y).compile()
-    split_all = jax.jit(jax.vmap(jax.random.split)).lower(keys).compile()
-    compile_seconds = time.perf_counter() - start
+    epoch_all, epoch_seconds = compile_ahead(epoch_all, params, opt_state, keys, x, y, donate_argnums=(0, 1))
+    split_all, split_seconds = compile_ahead(jax.vmap(jax.random.split), keys)
+    compile_seconds = epoch_seconds + split_seconds
     start = time.perf_counter()
     losses = []
     for index in range(config.epochs):

@@ -1,5 +1,7 @@
 """Typed exceptions: every error a user can cause is one of these, with a one-line message and a fix."""
 
+__all__ = ["ConfigError", "DataError", "JaxlstmError", "RunError", "TrainingError"]
+
 
 class JaxlstmError(Exception):
     """Base class of jaxlstm's user-facing errors; the CLI prints the message and exits with status 2."""

@@ -15,8 +15,9 @@ from flax import nnx
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.data import Dataset
-from jaxlstm.models import Forecaster
+from jaxlstm.data import Dataset, to_prices
+
+__all__ = ["Evaluation", "Metrics", "evaluate", "metrics", "predict_prices"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +55,16 @@ def metrics(true: np.ndarray, predicted: np.ndarray) -> Metrics:
 
 
 @nnx.jit
-def _predict_scaled(model: Forecaster, x: jax.Array) -> jax.Array:
+def _predict_scaled(model: nnx.Module, x: jax.Array) -> jax.Array:
     return model(x)
 
 
-def predict_prices(model: Forecaster, x: np.ndarray, target_scaler: MinMaxScaler) -> np.ndarray:
-    """Predictions for windows ``x`` (n, time, features), inverse-scaled to price units, (n,)."""
-    scaled = np.asarray(_predict_scaled(model, x), np.float64)
-    return target_scaler.inverse_transform(scaled.reshape(-1, 1))[:, 0]
+def predict_prices(model: nnx.Module, x: np.ndarray, target_scaler: MinMaxScaler) -> np.ndarray:
+    """Predictions of a forecaster for windows ``x`` (n, time, features), inverse-scaled to price units, (n,)."""
+    return to_prices(target_scaler, np.asarray(_predict_scaled(model, x)))
 
 
-def evaluate(model: Forecaster, dataset: Dataset) -> Evaluation:
+def evaluate(model: nnx.Module, dataset: Dataset) -> Evaluation:
     """The model and the naive baseline on the test days of ``dataset``."""
     predictions = predict_prices(model, dataset.x_test, dataset.target_scaler)
     return Evaluation(

@@ -25,11 +25,11 @@ PyTorch (``torch`` is imported only by the functions that need it):
 
 Any architecture mismatch (units, number of layers, direction, merge mode, ...) raises :class:`InteropError`, a
 :class:`~jaxlstm.errors.ConfigError`, with a one-line message naming the layer and both shapes; nothing is
-loaded then. ``jaxlstm convert`` (:func:`convert_command`) turns Keras files into run directories and back.
+loaded then. ``jaxlstm convert`` (:mod:`jaxlstm.commands.convert`) turns Keras files into run directories and back.
 
 >>> import numpy as np
 >>> from flax import nnx
->>> from jaxlstm.models import preset
+>>> from jaxlstm.config import preset
 >>> model = Forecaster(preset("stacked", layers=2, units=3), rngs=nnx.Rngs(0))
 >>> state = torch_state_dict(model, numpy=True)
 >>> [(name, array.shape) for name, array in state.items()][:4]
@@ -41,12 +41,10 @@ True
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -59,19 +57,20 @@ import numpy as np
 from flax import nnx
 
 from jaxlstm.cell import LSTMParams
+from jaxlstm.config import ModelConfig, preset
 from jaxlstm.errors import ConfigError
-from jaxlstm.layers import LSTM, Bidirectional, Stacked
-from jaxlstm.models import Forecaster, ModelConfig, preset
+from jaxlstm.fileio import atomic_path
+from jaxlstm.layers import LSTM, MERGE_MODES, Bidirectional, Stacked
+from jaxlstm.models import Forecaster
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import torch
 
 __all__ = [
+    "KERAS_SUFFIXES",
     "InteropError",
     "TorchModules",
-    "add_convert_parser",
-    "convert_command",
     "from_keras",
     "from_torch",
     "keras_model_config",
@@ -88,7 +87,6 @@ __all__ = [
 Module = Forecaster | Stacked | LSTM | Bidirectional
 M = TypeVar("M", Forecaster, Stacked, LSTM, Bidirectional)
 KERAS_SUFFIXES = (".keras", ".weights.h5")
-MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
 class InteropError(ConfigError):
@@ -571,10 +569,38 @@ def keras_model_config(source: str | os.PathLike | keras.Model, *, dropout: floa
     return _infer_config(_read_keras(source), dropout=dropout)
 
 
-def from_keras(source: str | os.PathLike | keras.Model, *, dropout: float | None = None) -> Forecaster:
-    """A new :class:`~jaxlstm.models.Forecaster` holding the Keras model's weights (see :func:`keras_model_config`)."""
+def from_keras(
+    source: str | os.PathLike | keras.Model,
+    *,
+    dropout: float | None = None,
+    arch: str | None = None,
+    layers: int | None = None,
+    units: int | None = None,
+) -> Forecaster:
+    """A new :class:`~jaxlstm.models.Forecaster` holding the Keras model's weights.
+
+    Without ``arch``, ``layers`` and ``units`` the architecture is the file's own (see :func:`keras_model_config`);
+    with any of them, the Forecaster is built as they say (the rest read from the file) and the weights are checked
+    against it, the message naming the layer and both shapes on a mismatch.
+    """
     peer = _read_keras(source)
-    return _filled(lambda: Forecaster(_infer_config(peer, dropout=dropout), rngs=nnx.Rngs(0)), peer)
+    if arch is None and layers is None and units is None:
+        config = _infer_config(peer, dropout=dropout)
+    else:
+        if not peer.layers:
+            raise InteropError(f"{peer.source} holds no LSTM layer")
+        first = peer.layers[0]
+        arch = arch or (
+            "bidirectional" if len(first.directions) == 2 else "vanilla" if len(peer.layers) == 1 else "stacked"
+        )
+        config = preset(
+            arch,
+            layers=layers or (None if arch == "vanilla" else len(peer.layers)),
+            units=units or _shape(first.directions[0].U)[0],
+            dropout=_peer_dropout(peer, dropout),
+            n_features=_shape(first.directions[0].W)[0],
+        )
+    return _filled(lambda: Forecaster(config, rngs=nnx.Rngs(0)), peer)
 
 
 def load_keras(
@@ -662,24 +688,6 @@ def to_keras(module: Module, *, timesteps: int | None = None) -> keras.Sequentia
     return model
 
 
-def _atomic_write(path: Path, write: Any, *, overwrite: bool) -> None:
-    """Calls ``write(tmp_path)`` for a temporary file beside ``path`` (same suffix), then renames it."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InteropError(f"{path} exists; choose another name or pass --overwrite")
-    suffix = ".keras" if path.name.endswith(".keras") else ".weights.h5"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    os.unlink(tmp)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_keras(module: Module, path: str | os.PathLike, *, overwrite: bool = True) -> None:
     """Writes :func:`to_keras` of ``module`` to a ``.keras`` file (model) or a ``.weights.h5`` file (weights only).
 
@@ -688,11 +696,12 @@ def save_keras(module: Module, path: str | os.PathLike, *, overwrite: bool = Tru
     path = Path(path)
     if not path.name.endswith(KERAS_SUFFIXES):
         raise InteropError(f"{path}: a Keras file must end in .keras or .weights.h5")
+    if path.exists() and not overwrite:
+        raise InteropError(f"{path} exists; choose another name or pass --overwrite")
     model = to_keras(module)
-    if path.name.endswith(".keras"):
-        _atomic_write(path, model.save, overwrite=overwrite)
-    else:
-        _atomic_write(path, model.save_weights, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        (model.save if path.name.endswith(".keras") else model.save_weights)(tmp)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -898,148 +907,3 @@ def to_torch(module: Module) -> TorchModules:
             }
         )
     return TorchModules(lstm.eval(), None if linear is None else linear.eval())
-
-
-# --------------------------------------------------------------------------------------------------------------
-# `jaxlstm convert`: a Keras file <-> a run directory.
-
-
-def _is_keras_file(path: Path) -> bool:
-    return path.name.endswith((".keras", ".h5"))
-
-
-def _split_arg(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds the ``convert`` subcommand to the ``jaxlstm`` command's subparsers."""
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert a Keras model (.keras or .weights.h5) into a run directory, or a run into a Keras file",
-        description="Convert between Keras files and jaxlstm run directories. Keras -> run: the architecture is "
-        "read from the file (a .keras config, or a .weights.h5's shapes) and checked against --arch/--layers/--units "
-        "when given. Keras files hold no MinMax scalers, so a run needs --scaler-from RUN (reuse a run's scalers and "
-        "data settings), --csv CSV (refit them on its training rows, as `jaxlstm train` does) or --tutorial-data "
-        "(the bundled GOOG rows the tutorial trained on). Run -> Keras: writes the equivalent keras.Sequential.",
-    )
-    parser.add_argument("source", type=Path, help="a .keras or .weights.h5 file, or a run directory")
-    parser.add_argument("dest", type=Path, help="a run directory, or a .keras or .weights.h5 file")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing destination")
-    model = parser.add_argument_group("model (Keras -> run; default: read from the file)")
-    model.add_argument("--arch", choices=("vanilla", "stacked", "bidirectional"), help="expected LSTM variant")
-    model.add_argument("--layers", type=int, help="expected number of LSTM layers")
-    model.add_argument("--units", type=int, help="expected units per LSTM layer")
-    model.add_argument("--dropout", type=float, help="dropout rate recorded in the run (default: the file's, else 0.2)")
-    scalers = parser.add_argument_group("scalers (Keras -> run; one is required)")
-    scalers.add_argument("--scaler-from", type=Path, metavar="RUN", help="reuse this run's scalers and data settings")
-    scalers.add_argument("--csv", type=Path, help="refit the scalers on this Yahoo CSV's training rows")
-    scalers.add_argument("--tutorial-data", action="store_true", help="the bundled GOOG data, last 230 rows")
-    scalers.add_argument("--start", help="first date kept, YYYY-MM-DD (with --csv)")
-    scalers.add_argument("--end", help="last date kept, YYYY-MM-DD (with --csv)")
-    scalers.add_argument("--last-rows", type=int, help="keep only the last N rows (with --csv)")
-    scalers.add_argument("--features", default="Open", help="input columns, comma-separated (default: Open)")
-    scalers.add_argument("--target", default="Open", help="column forecast one day ahead (default: Open)")
-    scalers.add_argument("--window", type=int, default=60, help="past days per sample (default: 60)")
-    scalers.add_argument("--split", type=_split_arg, default=172, help="training rows (int) or fraction (default: 172)")
-    scalers.add_argument(
-        "--missing", choices=("error", "drop", "ffill"), default="error", help="rows with nulls (default: error)"
-    )
-    return parser
-
-
-def _model_for(source: Path, args: argparse.Namespace) -> Forecaster:
-    """The Forecaster holding the Keras file's weights: --arch/--layers/--units when given (checked against the file
-    by the loader, which names the layer and both shapes on a mismatch), the file's own architecture otherwise."""
-    peer = _read_keras(source)
-    if args.arch is None and args.layers is None and args.units is None:
-        config = _infer_config(peer, dropout=args.dropout)
-    else:
-        if not peer.layers:
-            raise InteropError(f"{peer.source} holds no LSTM layer")
-        first = peer.layers[0]
-        n_directions = len(first.directions)
-        arch = args.arch or (
-            "bidirectional" if n_directions == 2 else "vanilla" if len(peer.layers) == 1 else "stacked"
-        )
-        config = preset(
-            arch,
-            layers=args.layers or (None if arch == "vanilla" else len(peer.layers)),
-            units=args.units or _shape(first.directions[0].U)[0],
-            dropout=_peer_dropout(peer, args.dropout),
-            n_features=_shape(first.directions[0].W)[0],
-        )
-    return _filled(lambda: Forecaster(config, rngs=nnx.Rngs(0)), peer)
-
-
-def _scalers_and_data(args: argparse.Namespace, n_features: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The run's ``scalers.json`` content and ``config.json`` data section, from --scaler-from or a CSV."""
-    from jaxlstm.cli import BUNDLED_CSV, TUTORIAL_ROWS, data_settings, dataset_scalers, load_frame
-    from jaxlstm.data import prepare
-    from jaxlstm.runs import CONFIG_FILE, SCALERS_FILE
-
-    chosen = [args.scaler_from is not None, args.csv is not None, args.tutorial_data]
-    if sum(chosen) != 1:
-        raise ConfigError(
-            "Keras files hold no MinMax scalers: pass exactly one of --scaler-from RUN, --csv CSV or --tutorial-data"
-        )
-    if args.scaler_from is not None:
-        try:
-            data = json.loads((args.scaler_from / CONFIG_FILE).read_text())["data"]
-            scalers = json.loads((args.scaler_from / SCALERS_FILE).read_text())
-        except (OSError, KeyError, ValueError) as error:
-            raise ConfigError(f"--scaler-from {args.scaler_from}: not a readable jaxlstm run ({error})") from None
-        if len(data["features"]) != n_features:
-            raise ConfigError(
-                f"--scaler-from {args.scaler_from} scales {len(data['features'])} features but the Keras model reads "
-                f"{n_features}; pick a run with the same features"
-            )
-        return scalers, data
-    csv = BUNDLED_CSV if args.tutorial_data else args.csv
-    last_rows = TUTORIAL_ROWS if args.tutorial_data else args.last_rows
-    features = tuple(name.strip() for name in args.features.split(",") if name.strip())
-    if len(features) != n_features:
-        raise ConfigError(f"--features names {len(features)} columns but the Keras model reads {n_features}")
-    frame = load_frame(csv, start=args.start, end=args.end, last_rows=last_rows, missing=args.missing)
-    dataset = prepare(frame, features=features, target=args.target, window=args.window, split=args.split)
-    return dataset_scalers(dataset), data_settings(csv, frame, dataset, split=args.split, missing=args.missing)
-
-
-def convert_command(args: argparse.Namespace) -> None:
-    """``jaxlstm convert``: a Keras file to a run directory (``config.json``, ``params.msgpack``, ``scalers.json``)
-    or a run directory to a Keras file."""
-    from jaxlstm.runs import CONFIG_FILE, SCALERS_FILE, check_destination, load_run, save_model, write_json, write_run
-
-    source, dest = args.source, args.dest
-    if _is_keras_file(source):
-        if _is_keras_file(dest):
-            raise ConfigError(f"{dest}: converting a Keras file writes a run directory; give a directory name")
-        check_destination(dest, overwrite=args.overwrite)
-        model = _model_for(source, args)
-        scalers, data = _scalers_and_data(args, model.config.n_features)
-        config = {
-            "model": model.config.to_dict(),
-            "train": None,
-            "data": data,
-            "converted_from": {"format": "keras", "path": str(source)},
-        }
-
-        def write(directory: Path) -> None:
-            write_json(directory / CONFIG_FILE, config)
-            save_model(directory, model)
-            write_json(directory / SCALERS_FILE, scalers)
-
-        write_run(dest, write, overwrite=args.overwrite)
-        print(f"wrote {dest}/ ({model.config.arch}, {model.config.layers} x {model.config.units} units)")
-    elif source.is_dir():
-        if not dest.name.endswith(KERAS_SUFFIXES):
-            raise ConfigError(
-                f"{dest}: converting a run writes a Keras file; its name must end in .keras or .weights.h5"
-            )
-        save_keras(load_run(source).model, dest, overwrite=args.overwrite)
-        print(f"wrote {dest}")
-    else:
-        raise ConfigError(f"{source}: give a .keras or .weights.h5 file, or a run directory")

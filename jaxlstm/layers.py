@@ -15,19 +15,38 @@ Arrays are batch-major, as in Keras: inputs (batch, time, features), sequence ou
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, get_args
+from functools import partial
+from typing import Literal, NamedTuple, Protocol, get_args
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlstm.cell import LSTMParams, LSTMState, lstm_step
+from jaxlstm.cell import Gates, LSTMParams, LSTMState, preactivation
+from jaxlstm.config import Implementation
 from jaxlstm.fused import lstm_sequence
+from jaxlstm.scan import scan_cell
+
+__all__ = [
+    "GLOROT_UNIFORM",
+    "LSTM",
+    "MERGE_MODES",
+    "ORTHOGONAL",
+    "Bidirectional",
+    "LayerTrace",
+    "MergeMode",
+    "RecurrentLayer",
+    "Stacked",
+    "dropout_masks",
+    "merge",
+    "scan_lstm",
+    "unit_forget_bias",
+]
 
 Array = jax.Array
 Initializer = Callable[[Array, tuple[int, ...], jnp.dtype], Array]
-Implementation = Literal["fused", "textbook"]
 MergeMode = Literal["concat", "sum", "mul", "ave"]
+MERGE_MODES: tuple[str, ...] = get_args(MergeMode)
 GLOROT_UNIFORM = nnx.initializers.glorot_uniform()
 ORTHOGONAL = nnx.initializers.orthogonal()
 
@@ -39,6 +58,14 @@ def unit_forget_bias(key: Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.
     return jnp.zeros(shape, dtype).at[..., hidden_size : 2 * hidden_size].set(1.0)
 
 
+class LayerTrace(NamedTuple):
+    """Every step of one layer over a batch: the four gates and the state after each step, batch-major, each
+    (batch, time, ..., H); ``[:, t]`` is the step that read input ``t`` (for a reversed layer too)."""
+
+    gates: Gates
+    states: LSTMState
+
+
 def scan_lstm(
     params: LSTMParams,
     x: Array,
@@ -47,7 +74,7 @@ def scan_lstm(
     reverse: bool = False,
     unroll: int = 1,
 ) -> tuple[Array, LSTMState]:
-    """Runs :func:`~jaxlstm.cell.lstm_step` over the time axis.
+    """Runs :func:`~jaxlstm.cell.lstm_step` over the time axis: the textbook LSTM layer.
 
     Args:
         params: the cell's weights.
@@ -60,13 +87,16 @@ def scan_lstm(
     Returns:
         ``outputs`` (batch, time, H), the hidden state after every step, and the final state.
     """
-
-    def step(state: LSTMState, x_t: Array) -> tuple[LSTMState, Array]:
-        state = lstm_step(params, state, x_t)
-        return state, state.h
-
-    final_state, outputs = jax.lax.scan(step, initial_state, jnp.swapaxes(x, 0, 1), reverse=reverse, unroll=unroll)
+    final_state, outputs = scan_cell(
+        partial(preactivation, params), jnp.swapaxes(x, 0, 1), initial_state, reverse=reverse, unroll=unroll
+    )
     return jnp.swapaxes(outputs, 0, 1), final_state
+
+
+def batch_major(trace: tuple[Gates, LSTMState]) -> LayerTrace:
+    """A time-major ``(gates, states)`` record of :func:`~jaxlstm.scan.scan_cell` as a batch-major trace."""
+    gates, states = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), trace)
+    return LayerTrace(Gates(*gates), LSTMState(*states))
 
 
 class RecurrentLayer(Protocol):
@@ -77,6 +107,8 @@ class RecurrentLayer(Protocol):
     out_features: int
 
     def __call__(self, x: Array) -> Array: ...
+
+    def trace(self, x: Array) -> LayerTrace: ...
 
 
 class LSTM(nnx.Module):
@@ -131,16 +163,32 @@ class LSTM(nnx.Module):
         """The weights as a plain :class:`~jaxlstm.cell.LSTMParams`."""
         return LSTMParams(W=self.W[...], U=self.U[...], b=self.b[...])
 
+    def zero_state(self, x: Array) -> LSTMState:
+        """The zero ``(h, c)`` for inputs x (batch, time, in_features): each (batch, H)."""
+        return LSTMState.zeros(x.shape[:1], self.hidden_size, x.dtype)
+
     def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
         """All outputs (batch, time, H) and the final state; the state starts at zero unless given."""
-        if initial_state is None:
-            initial_state = LSTMState.zeros(x.shape[:1], self.hidden_size, x.dtype)
+        state = self.zero_state(x) if initial_state is None else initial_state
         if self.implementation == "textbook":
-            return scan_lstm(self.params, x, initial_state, reverse=self.reverse, unroll=self.unroll)
+            return scan_lstm(self.params, x, state, reverse=self.reverse, unroll=self.unroll)
         outputs, final_state = lstm_sequence(
-            self.params, jnp.swapaxes(x, 0, 1), initial_state, self.reverse, self.unroll, self.hoist_input
+            self.params, jnp.swapaxes(x, 0, 1), state, self.reverse, self.unroll, self.hoist_input
         )
         return jnp.swapaxes(outputs, 0, 1), final_state
+
+    def trace(self, x: Array, initial_state: LSTMState | None = None) -> LayerTrace:
+        """Every gate and state over x (batch, time, in_features): the textbook loop, recording each step."""
+        state = self.zero_state(x) if initial_state is None else initial_state
+        _, record = scan_cell(
+            partial(preactivation, self.params),
+            jnp.swapaxes(x, 0, 1),
+            state,
+            reverse=self.reverse,
+            unroll=self.unroll,
+            record="gates",
+        )
+        return batch_major(record)
 
     def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
         """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H)."""
@@ -173,8 +221,8 @@ class Bidirectional(nnx.Module):
             raise ValueError("Bidirectional needs a forward layer (reverse=False) and a backward one (reverse=True)")
         if forward_layer.return_sequences != backward_layer.return_sequences:
             raise ValueError("Bidirectional needs both layers to agree on return_sequences")
-        if merge_mode not in get_args(MergeMode):
-            raise ValueError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(get_args(MergeMode))}")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(MERGE_MODES)}")
         self.forward_layer = forward_layer
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode

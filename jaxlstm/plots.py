@@ -1,22 +1,36 @@
-"""Matplotlib figures written as PNG files (Agg backend: no display needed)."""
+"""Every figure of jaxlstm, written as a PNG file.
 
+Figures are built with Matplotlib's object API (``matplotlib.figure.Figure``), never with ``pyplot``: no backend is
+chosen, no global state is touched, and no display is needed; each file is written through
+:func:`jaxlstm.fileio.atomic_path`.
+"""
+
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
+from jaxlstm.fileio import atomic_path
+from jaxlstm.introspect import GateTrace
 from jaxlstm.train import History
+
+__all__ = ["plot_gate_heatmaps", "plot_gradient_flow", "plot_loss", "plot_predictions", "plot_states", "save"]
+
+
+def save(fig: Figure, path: Path, dpi: int = 110) -> None:
+    """Writes ``fig`` to ``path`` as a PNG, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
 
 
 def plot_loss(history: History, path: Path, title: str = "Training loss") -> None:
     """Loss per epoch (scaled MSE, log scale), with the validation loss when there is one."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
     epochs = np.arange(1, len(history.loss) + 1)
     ax.plot(epochs, history.loss, label="training loss")
     if history.val_loss:
@@ -26,8 +40,7 @@ def plot_loss(history: History, path: Path, title: str = "Training loss") -> Non
     ax.set(xlabel="epoch", ylabel="mean squared error (scaled)", yscale="log", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_predictions(
@@ -41,7 +54,8 @@ def plot_predictions(
     ylabel: str = "Open price",
 ) -> None:
     """Original against predicted prices over real dates, optionally with the naive baseline."""
-    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
     ax.plot(dates, true, color="red", label="original price")
     ax.plot(dates, predicted, color="blue", label="predicted price (LSTM)")
     if naive is not None:
@@ -51,5 +65,99 @@ def plot_predictions(
     ax.set(xlabel="date", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
+
+
+def _time_axis(ax: Axes, labels: Sequence[str], every: int | None = None) -> None:
+    every = every or max(1, len(labels) // 8)
+    ticks = list(range(0, len(labels), every))
+    if ticks[-1] != len(labels) - 1:
+        ticks.append(len(labels) - 1)
+    ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=30, ha="right", fontsize=8)
+
+
+def plot_gate_heatmaps(
+    trace: GateTrace,
+    time_labels: Sequence[str],
+    path: Path,
+    *,
+    title: str,
+    sample: int = 0,
+    xlabel: str = "input day (time step)",
+) -> None:
+    """One figure, six panels: the gates i, f, g, o and the states c, h of one window, as units x time images."""
+    panels = [  # colour scales fit each panel's values (gates: their range; signed values: symmetric about 0)
+        ("input gate i", trace.input, "viridis", False),
+        ("forget gate f", trace.forget, "viridis", False),
+        ("cell candidate g", trace.candidate, "RdBu_r", True),
+        ("output gate o", trace.output, "viridis", False),
+        ("cell state c", trace.c, "RdBu_r", True),
+        ("hidden state h", trace.h, "RdBu_r", True),
+    ]
+    units = "unit" if trace.h.ndim == 3 else f"position x filter ({' x '.join(map(str, trace.h.shape[2:]))})"
+    fig = Figure(figsize=(10, 14))
+    axes = fig.subplots(len(panels), 1, sharex=True)  # manual layout: 2x faster to draw than "constrained"
+    fig.subplots_adjust(left=0.07, right=0.95, top=0.94, bottom=0.08, hspace=0.3)
+    for ax, (name, values, cmap, signed) in zip(axes, panels, strict=True):
+        image = np.asarray(values[sample]).reshape(len(time_labels), -1).T  # (units, time)
+        low, high = float(image.min()), float(image.max())
+        bound = max(abs(low), abs(high)) or 1.0
+        limits = (-bound, bound) if signed else (low, max(high, low + 1e-6))
+        shown = ax.imshow(image, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+        ax.set(ylabel=units, title=f"{name}  (values {low:.2f} .. {high:.2f})")
+        fig.colorbar(shown, ax=ax, pad=0.01, fraction=0.03)
+    _time_axis(axes[-1], time_labels)
+    axes[-1].set_xlabel(xlabel)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_states(
+    trace: GateTrace,
+    time_labels: Sequence[str],
+    path: Path,
+    *,
+    title: str,
+    inputs: np.ndarray | None = None,
+    input_names: Sequence[str] = (),
+    sample: int = 0,
+) -> None:
+    """Line plots over the window: the input (price units) when given, then ``c`` and ``h`` of every unit."""
+    rows = 3 if inputs is not None else 2
+    fig = Figure(figsize=(10, 3 * rows + 1), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True)
+    steps = np.arange(len(time_labels))
+    if inputs is not None:
+        for column, name in enumerate(input_names):
+            days = (np.arange(len(inputs)) + 1) * len(time_labels) / len(inputs) - 1  # a ConvLSTM step reads days
+            axes[0].plot(days, inputs[:, column], label=name)
+        axes[0].set(ylabel="price", title="input window")
+        axes[0].legend(fontsize=8)
+    for ax, name, values in ((axes[-2], "cell state c", trace.c), (axes[-1], "hidden state h", trace.h)):
+        lines = np.asarray(values[sample]).reshape(len(time_labels), -1)
+        ax.plot(steps, lines, linewidth=0.7, alpha=0.6)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set(ylabel=name.split()[-1], title=f"{name}, one line per unit")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    _time_axis(axes[-1], time_labels)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_gradient_flow(curves: dict[str, np.ndarray], path: Path, *, title: str) -> None:
+    """Two log-scale panels over the lag: the gradient norms, and the same divided by their value at lag 0."""
+    fig = Figure(figsize=(13, 5), layout="constrained")
+    raw, relative = fig.subplots(1, 2)
+    for name, norms in curves.items():
+        lags = np.arange(len(norms))
+        style = {"linestyle": "--" if "RNN" in name else "-", "linewidth": 1.2 if "untrained" in name else 2.2}
+        raw.plot(lags, norms, label=name, **style)
+        relative.plot(lags, norms / norms[0], label=name, **style)
+    raw.set(xlabel="lag k (days before the last input day)", ylabel="mean || d prediction / d x[t-k] ||", yscale="log")
+    relative.set(xlabel="lag k (days before the last input day)", ylabel="relative to lag 0", yscale="log")
+    for ax in (raw, relative):
+        ax.grid(alpha=0.3, which="both")
+    relative.legend(fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)

@@ -31,6 +31,8 @@ from flax import nnx
 
 from jaxlstm.layers import GLOROT_UNIFORM, ORTHOGONAL
 
+__all__ = ["RNNCell", "RNNForecaster", "RNNParams", "rnn_step", "scan_rnn"]
+
 Array = jax.Array
 RNNInit = Literal["keras", "torch"]
 

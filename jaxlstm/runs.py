@@ -1,23 +1,20 @@
 """Run directories: a trained model with everything needed to reload it and predict, or to resume its training.
 
-A complete run directory holds ``config.json`` (model, training and data settings), ``params.msgpack`` (the weights,
-Flax msgpack), ``scalers.json`` (the MinMax scalers fit on the training rows), ``metrics.json``, ``predictions.csv``,
-the PNG plots, and ``checkpoints/`` (the newest training checkpoints, see :mod:`jaxlstm.checkpoint`).
+A complete run directory holds ``config.json`` (the :class:`~jaxlstm.config.RunConfig`), ``params.msgpack`` (the
+weights, Flax msgpack), ``scalers.json`` (the MinMax scalers fit on the training rows), and for a trained run
+``metrics.json``, ``predictions.csv``, the PNG plots and ``checkpoints/`` (the newest training checkpoints, see
+:mod:`jaxlstm.checkpoint`).
 
-While ``jaxlstm train`` runs, the directory holds only ``checkpoints/``: it is created at the first checkpoint, so
-a run that fails on bad input, or before its first checkpoint, leaves nothing. When training ends, the final files
-are written into a hidden temporary directory inside the run, fsync'ed, and renamed into place one by one with
-``config.json`` last: **a run is complete exactly when its config.json exists**, and every file in it is whole.
-A directory with checkpoints but no ``config.json`` is an interrupted run that ``jaxlstm train --resume`` finishes.
-
-:func:`write_run` (used by ``jaxlstm convert``) instead fills a temporary directory beside the destination and
-renames it into place in one step.
+While ``jaxlstm train`` runs, the directory holds only ``checkpoints/`` and the lock of
+:class:`~jaxlstm.fileio.RunLock`; a run that fails on bad input, or before its first checkpoint, leaves nothing.
+When training ends, each final file lands atomically (:mod:`jaxlstm.fileio`), ``config.json`` last: **a run is
+complete exactly when its config.json exists**, and every file in it is whole. A directory with checkpoints but no
+``config.json`` is an interrupted run that ``jaxlstm train --resume`` finishes.
 """
 
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +22,39 @@ from typing import Any
 
 import jax
 import numpy as np
+import pandas as pd
 from flax import nnx, serialization
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.checkpoint import fsync_directory
+from jaxlstm.config import RunConfig
+from jaxlstm.data import Dataset, prediction_windows
 from jaxlstm.errors import RunError
-from jaxlstm.models import Forecaster, ModelConfig
+from jaxlstm.evaluate import Evaluation
+from jaxlstm.fileio import RunLock, fsync_directory, write_atomic
+from jaxlstm.models import Forecaster, count_parameters
+from jaxlstm.plots import plot_loss, plot_predictions
+from jaxlstm.train import History
+
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "CONFIG_FILE",
+    "PARAMS_FILE",
+    "RUN_FILES",
+    "SCALERS_FILE",
+    "Run",
+    "check_destination",
+    "clear_run",
+    "load_run",
+    "run_state",
+    "save_model",
+    "save_run",
+    "save_trained_run",
+    "scalers_of",
+]
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
 SCALERS_FILE = "scalers.json"
-
-
 CHECKPOINTS_DIR = "checkpoints"
 RUN_FILES = (
     PARAMS_FILE,
@@ -47,7 +65,13 @@ RUN_FILES = (
     "predictions.png",
     CONFIG_FILE,  # last: its presence marks the run complete
 )
-"""The files of a complete run, in the order they land; ``config.json`` comes last."""
+"""The files of a complete trained run, in the order they land; ``config.json`` comes last."""
+
+
+def _is_ours(name: str) -> bool:
+    """A run file, the checkpoints, the lock, or a hidden temporary file left by a killed writer."""
+    hidden_temporary = name.startswith(".") and ".tmp-" in name
+    return name in RUN_FILES or name in (CHECKPOINTS_DIR, RunLock.NAME) or hidden_temporary
 
 
 def run_state(directory: Path) -> str:
@@ -55,10 +79,10 @@ def run_state(directory: Path) -> str:
     ``"partial"`` (only run files, e.g. a crash while the final files landed) or ``"foreign"`` (other files)."""
     if not directory.exists():
         return "absent"
-    names = {path.name for path in directory.iterdir()}
+    names = {path.name for path in directory.iterdir()} - {RunLock.NAME}
     if not names:
         return "empty"
-    if names - {*RUN_FILES, CHECKPOINTS_DIR} - {name for name in names if name.startswith(".final.tmp-")}:
+    if not all(_is_ours(name) for name in names):
         return "foreign"
     if CONFIG_FILE in names:
         return "complete"
@@ -76,8 +100,11 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
     """Raises :class:`RunError` unless ``out`` can be created, or is empty, or holds a run that may be overwritten.
 
     Never allows overwriting a directory that holds files other than a jaxlstm run's (``--out .`` must not wipe a
-    project), nor a path under a file.
+    project), nor a path under a file, nor a directory another process is writing (:class:`~jaxlstm.fileio.RunLock`).
     """
+    holder = RunLock.holder(out)
+    if holder is not None:
+        raise RunLock.held_error(out, holder)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out} exists and is not a directory; choose another --out")
     ancestor = out
@@ -89,7 +116,7 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
         raise RunError(f"cannot create {out}: {ancestor} is not writable; choose another --out")
     state = run_state(out)
     if state == "foreign":
-        extra = sorted(p.name for p in out.iterdir() if p.name not in {*RUN_FILES, CHECKPOINTS_DIR})
+        extra = sorted(p.name for p in out.iterdir() if not _is_ours(p.name))
         raise RunError(
             f"{out} holds files that are not a jaxlstm run ({', '.join(extra[:3])}); choose another --out "
             f"(--overwrite only replaces jaxlstm runs)"
@@ -109,101 +136,145 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
 
 def clear_run(out: Path) -> None:
     """Deletes the jaxlstm run in ``out`` (``config.json`` first, so it never looks complete meanwhile), keeping the
-    directory. Refuses (RunError) if ``out`` holds other files."""
+    directory and its lock. Refuses (RunError) if ``out`` holds other files."""
     if not out.exists():
         return
     check_destination(out, overwrite=True)
     try:
-        for name in (CONFIG_FILE, *RUN_FILES):
-            (out / name).unlink(missing_ok=True)
-        for path in out.iterdir():  # checkpoints/ and leftover temporary directories
-            shutil.rmtree(path)
+        (out / CONFIG_FILE).unlink(missing_ok=True)
+        for path in out.iterdir():
+            if path.name == RunLock.NAME:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     except OSError as error:
         raise RunError(f"{out}: cannot delete the old run ({error.strerror}); delete it by hand") from None
     fsync_directory(out)
 
 
-def write_final_files(out: Path, write: Callable[[Path], None]) -> None:
-    """Calls ``write(tmp)`` to fill a hidden temporary directory inside ``out``, then renames each file into ``out``,
-    ``config.json`` last, so that ``out`` holds either an incomplete run (no config.json) or a complete one."""
-    for stale in out.glob(".final.tmp-*"):  # left by a process killed while writing the final files
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))
-    except OSError as error:
-        raise RunError(f"{out}: cannot write the run ({error.strerror}); choose another --out") from None
-    try:
-        write(tmp)
-        names = sorted((path.name for path in tmp.iterdir()), key=lambda name: name == CONFIG_FILE)
-        for name in names:
-            with open(tmp / name, "rb") as file:
-                os.fsync(file.fileno())
-        for name in names:
-            if name == CONFIG_FILE:
-                fsync_directory(out)  # every other file has landed before the one that marks the run complete
-            os.replace(tmp / name, out / name)
-        fsync_directory(out)
-    except OSError as error:
-        raise RunError(
-            f"{out}: cannot write the run ({error.strerror}); free disk space or choose another --out"
-        ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _write_json(path: Path, content: Any) -> None:
+    """Pretty JSON, ending with a newline, written atomically."""
+    write_atomic(path, (json.dumps(content, indent=2) + "\n").encode())
 
 
-def write_run(out: Path, write: Callable[[Path], None], *, overwrite: bool) -> None:
-    """Calls ``write(tmp)`` to fill a temporary directory, then renames it to ``out`` atomically."""
-    check_destination(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def scalers_of(dataset: Dataset) -> dict[str, dict[str, list[float]]]:
+    """The ``scalers.json`` content of a run trained on ``dataset``: the fitted MinMax ranges."""
+    return {"features": _scaler_to_dict(dataset.feature_scaler), "target": _scaler_to_dict(dataset.target_scaler)}
 
 
-def write_json(path: Path, content: Any) -> None:
-    """Pretty JSON, ending with a newline."""
-    path.write_text(json.dumps(content, indent=2) + "\n")
-
-
-def scaler_to_dict(scaler: MinMaxScaler) -> dict[str, list[float]]:
-    """The fitted ranges of a ``MinMaxScaler(feature_range=(0, 1))``."""
+def _scaler_to_dict(scaler: MinMaxScaler) -> dict[str, list[float]]:
     return {"data_min": scaler.data_min_.tolist(), "data_max": scaler.data_max_.tolist()}
 
 
-def scaler_from_dict(content: dict[str, list[float]]) -> MinMaxScaler:
+def _scaler_from_dict(content: dict[str, list[float]]) -> MinMaxScaler:
     """Refits a ``MinMaxScaler`` that maps exactly as the saved one did."""
     return MinMaxScaler().fit(np.array([content["data_min"], content["data_max"]], np.float64))
 
 
-def save_model(directory: Path, model: Forecaster) -> None:
-    """Writes the weights to ``params.msgpack``."""
+def save_model(directory: Path, model: nnx.Module) -> None:
+    """Writes the weights to ``directory/params.msgpack``, atomically."""
     pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-    (directory / PARAMS_FILE).write_bytes(serialization.msgpack_serialize(pure))
+    write_atomic(directory / PARAMS_FILE, serialization.msgpack_serialize(pure))
+
+
+def save_run(
+    out: Path,
+    config: RunConfig,
+    model: nnx.Module,
+    scalers: dict[str, Any],
+    write_more: Callable[[Path], None] | None = None,
+) -> None:
+    """Writes a run into the existing directory ``out``: the weights, the scalers, whatever ``write_more(out)``
+    writes (each file atomically), and ``config.json`` last. RunError when the disk refuses."""
+    try:
+        save_model(out, model)
+        _write_json(out / SCALERS_FILE, scalers)
+        if write_more is not None:
+            write_more(out)
+        _write_json(out / CONFIG_FILE, config.to_dict())
+    except OSError as error:
+        raise RunError(
+            f"{out}: cannot write the run ({error.strerror}); free disk space or choose another --out"
+        ) from None
+
+
+def save_trained_run(
+    out: Path, config: RunConfig, model: Forecaster, dataset: Dataset, history: History, evaluation: Evaluation
+) -> None:
+    """:func:`save_run` with the training report: ``metrics.json`` (model and naive metrics, loss per epoch,
+    timings), ``predictions.csv`` (the test days) and the loss and prediction figures."""
+    arch = config.model.arch
+
+    def write_report(directory: Path) -> None:
+        _write_json(
+            directory / "metrics.json",
+            {
+                "model": evaluation.model.to_dict(),
+                "naive": evaluation.naive.to_dict(),
+                "parameters": count_parameters(model),
+                "train_windows": len(dataset.x_train),
+                "test_windows": len(dataset.x_test),
+                "test_start": str(dataset.test_dates[0].date()),
+                "test_end": str(dataset.test_dates[-1].date()),
+                "compile_seconds": history.compile_seconds,
+                "train_seconds": history.train_seconds,
+                "devices": history.devices,
+                "best_epoch": history.best_epoch,
+                "loss": history.loss,
+                "val_loss": history.val_loss,
+            },
+        )
+        table = pd.DataFrame(
+            {
+                "Date": dataset.test_dates.strftime("%Y-%m-%d"),
+                dataset.target: dataset.test_prices,
+                "predicted": evaluation.predictions,
+                "naive": dataset.previous_prices,
+            }
+        )
+        write_atomic(directory / "predictions.csv", table.to_csv(index=False).encode())
+        plot_loss(history, directory / "loss.png", title=f"{arch} LSTM: training loss")
+        plot_predictions(
+            dataset.test_dates,
+            dataset.test_prices,
+            evaluation.predictions,
+            directory / "predictions.png",
+            naive=dataset.previous_prices,
+            title=f"{config.data.path.stem} {dataset.target}: {arch} LSTM on test days",
+            ylabel=f"{dataset.target} price",
+        )
+
+    save_run(out, config, model, scalers_of(dataset), write_report)
 
 
 @dataclass(frozen=True)
 class Run:
-    """A reloaded run: its model with trained weights, its scalers, and its saved config."""
+    """A reloaded run: its model with trained weights, its scalers, and its configuration."""
 
     model: Forecaster
     feature_scaler: MinMaxScaler
     target_scaler: MinMaxScaler
-    config: dict[str, Any]
+    config: RunConfig
+
+    def windows(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DatetimeIndex]:
+        """Every window of ``frame`` that the model reads, scaled as in training, and the date each forecasts
+        (see :func:`jaxlstm.data.prediction_windows`)."""
+        data = self.config.data
+        return prediction_windows(
+            frame, features=data.features, target=data.target, window=data.window, feature_scaler=self.feature_scaler
+        )
 
 
 def load_run(directory: Path) -> Run:
-    """Reloads a run directory written by ``jaxlstm train``; RunError naming what is missing or mismatched."""
+    """Reloads a run directory written by ``jaxlstm train`` or ``jaxlstm convert``; RunError naming what is missing
+    or mismatched."""
     if not directory.exists():
         raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
     name = CONFIG_FILE
     try:
-        config = json.loads((directory / CONFIG_FILE).read_text())
+        content = json.loads((directory / CONFIG_FILE).read_text())
         name = SCALERS_FILE
         scalers = json.loads((directory / SCALERS_FILE).read_text())
         name = PARAMS_FILE
@@ -219,14 +290,13 @@ def load_run(directory: Path) -> Run:
         raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
+    config = RunConfig.from_dict(content, source=str(directory / CONFIG_FILE))
     try:
-        model = Forecaster(ModelConfig(**config["model"]), rngs=nnx.Rngs(0))
-        feature_scaler = scaler_from_dict(scalers["features"])
-        target_scaler = scaler_from_dict(scalers["target"])
+        feature_scaler = _scaler_from_dict(scalers["features"])
+        target_scaler = _scaler_from_dict(scalers["target"])
     except (KeyError, TypeError, ValueError) as error:
-        raise RunError(
-            f"{directory}: {CONFIG_FILE} or {SCALERS_FILE} lacks or garbles {error}; train the run again"
-        ) from None
+        raise RunError(f"{directory}/{SCALERS_FILE} lacks or garbles {error}; train the run again") from None
+    model = Forecaster(config.model, rngs=nnx.Rngs(0))
     state = nnx.state(model, nnx.Param)
     expected = jax.tree.map(np.shape, nnx.to_pure_dict(state))
     try:
@@ -242,9 +312,4 @@ def load_run(directory: Path) -> Run:
             f"the files come from different runs, train it again"
         )
     nnx.update(model, state)
-    return Run(
-        model=model,
-        feature_scaler=feature_scaler,
-        target_scaler=target_scaler,
-        config=config,
-    )
+    return Run(model=model, feature_scaler=feature_scaler, target_scaler=target_scaler, config=config)

@@ -9,19 +9,17 @@ every epoch, the last partial batch is kept (it is padded to the batch size and 
 gradient is that of its real samples alone), and the epoch loss is the sample-weighted mean of the batch losses.
 
 Each batch can be split over several devices (data parallel, one ``psum`` of the gradients per step). On a CPU,
-:func:`use_cpu_cores` makes each core a JAX device: XLA runs each small step of a recurrence on one core, so
-splitting the batch is how a 2-core machine keeps both cores busy.
+:func:`jaxlstm.runtime.use_cpu_cores` makes each core a JAX device: XLA runs each small step of a recurrence on one
+core, so splitting the batch is how a 2-core machine keeps both cores busy.
 """
 
 import dataclasses
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,66 +30,33 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from jaxlstm.config import ModelConfig, TrainConfig, check_count
 from jaxlstm.errors import ConfigError, TrainingError
+from jaxlstm.introspect import trace_gates
 from jaxlstm.models import Forecaster
+
+__all__ = [
+    "BATCH_AXIS",
+    "History",
+    "KerasAdamState",
+    "MemoryEstimate",
+    "TrainState",
+    "batch_mesh",
+    "check_memory",
+    "compile_ahead",
+    "estimate_memory",
+    "fit",
+    "keras_adam",
+    "make_epoch",
+    "make_evaluate",
+    "make_optimizer",
+    "split_devices",
+    "training_devices",
+]
 
 Array = jax.Array
 PyTree = Any
-Optimizer = Literal["adam", "keras_adam"]
 BATCH_AXIS = "batch"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of :func:`fit`; the defaults are the tutorial's.
-
-    Attributes:
-        epochs: passes over the training windows.
-        batch_size: windows per Adam step; the last partial batch is kept.
-        learning_rate: Adam's step size.
-        adam_epsilon: Adam's epsilon. The default is Keras's 1e-7 (optax's own default is 1e-8).
-        seed: seeds the shuffling and the dropout masks (the weights are seeded where the model is built).
-        validation_split: fraction of the training windows, the *last* ones chronologically, held out to
-            watch the validation loss (as Keras's ``validation_split``); 0 holds out nothing.
-        patience: with a validation split, stop after this many epochs without a better validation loss
-            and restore the best weights (Keras's ``EarlyStopping(restore_best_weights=True)``).
-        clip_norm: clip each step's gradient to this global norm (off when None).
-        optimizer: ``adam`` (optax's Adam, the default) or ``keras_adam`` (:func:`keras_adam`, Keras's Adam to the
-            last rounding: epsilon added to the uncorrected ``sqrt(v)``). The two differ by far less than the run
-            to run noise; choose ``keras_adam`` to reproduce a Keras training curve step for step.
-        shuffle: reshuffle the windows every epoch (Keras's ``fit(shuffle=True)``); False keeps their order.
-        devices: split each batch over this many devices (data parallel; see :func:`split_devices` for the
-            default). The same seed gives the same result for the same number of devices; another number draws
-            other dropout masks and sums in another order.
-    """
-
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    adam_epsilon: float = 1e-7
-    seed: int = 0
-    validation_split: float = 0.0
-    patience: int | None = None
-    clip_norm: float | None = None
-    optimizer: Optimizer = "adam"
-    shuffle: bool = True
-    devices: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning rate must be positive, got {self.learning_rate}")
-        if not 0.0 <= self.validation_split < 1.0:
-            raise ConfigError(f"validation split must be in [0, 1), got {self.validation_split}")
-        if self.patience is not None and (self.patience < 1 or self.validation_split == 0.0):
-            raise ConfigError("patience needs a positive value and a validation split (e.g. --validation-split 0.1)")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ConfigError(f"clip norm must be positive, got {self.clip_norm}")
-        if self.optimizer not in get_args(Optimizer):
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(get_args(Optimizer))}")
 
 
 @dataclass
@@ -165,61 +130,16 @@ def split_devices(batch_size: int, requested: int | None = None) -> list[jax.Dev
     return available[:count]
 
 
+def training_devices(config: TrainConfig, n_windows: int) -> list[jax.Device]:
+    """The devices :func:`fit` splits batches over for ``n_windows`` windows: :func:`split_devices` of the
+    batch that is actually trained (no larger than the training windows left after the validation split)."""
+    n_train = n_windows - int(n_windows * config.validation_split)
+    return split_devices(max(1, min(config.batch_size, n_train)), config.devices)
+
+
 def batch_mesh(devices: Sequence[jax.Device]) -> Mesh:
     """A one-axis mesh over ``devices`` that the batch is split along."""
     return Mesh(np.asarray(devices), (BATCH_AXIS,))
-
-
-def use_cpu_cores() -> int:
-    """Exposes each core this process may run on as one JAX CPU device, so that :func:`fit` can split batches
-    over them. XLA runs each small step of a recurrence on one core; two devices keep two cores busy.
-
-    Call it before the first JAX computation (the CLI and the benchmarks do); later, it changes nothing.
-    Returns the number of CPU devices JAX will use.
-    """
-    cores = len(os.sched_getaffinity(0))
-    try:
-        jax.config.update("jax_num_cpu_devices", cores)
-    except RuntimeError:  # the CPU backend already started
-        return len(jax.devices("cpu"))
-    return cores
-
-
-CACHE_ENV = "JAXLSTM_CACHE_DIR"
-
-
-def use_compilation_cache() -> Path | None:
-    """Keeps compiled XLA programs on disk between processes (JAX's persistent compilation cache), so that a run
-    after the first loads its training program instead of compiling it (the tutorial's stacked model: 1.8 s of
-    compilation down to 0.4 s on the dev machine).
-
-    The directory is ``$JAXLSTM_CACHE_DIR`` (set it empty to turn the cache off), else
-    ``$XDG_CACHE_HOME/jaxlstm/xla`` (``~/.cache/jaxlstm/xla`` by default), and every program is cached there,
-    however short its compilation (the model's initialisers are many small ones). A cache already configured through
-    JAX's own ``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir`` is left as JAX's settings make it.
-    Call it before the first compilation.
-
-    Returns the directory in use, or None when the cache is off.
-    """
-    if jax.config.jax_compilation_cache_dir:
-        return Path(jax.config.jax_compilation_cache_dir)
-    directory = os.environ.get(CACHE_ENV)
-    if directory is None:
-        directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxlstm" / "xla"
-    if not str(directory):
-        return None
-    try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        warnings.warn(
-            f"compiling without a cache: cannot create {directory} ({error.strerror}); set {CACHE_ENV} to a "
-            f"writable folder, or to an empty value to turn the cache off",
-            stacklevel=2,
-        )
-        return None
-    jax.config.update("jax_compilation_cache_dir", str(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    return Path(directory)
 
 
 def make_epoch(
@@ -234,12 +154,14 @@ def make_epoch(
     """Builds ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_loss)``, a pure function.
 
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,). The batches are a fresh permutation drawn from
-    ``key``; the last, partial one is padded with index 0 and masked. Each batch is split evenly along the batch
+    ``key``; the last, partial one is padded with index 0 and masked; a ``batch_size`` above ``n_samples`` makes one
+    batch of every sample, as Keras does. Each batch is split evenly along the batch
     axis of ``mesh`` (default: the first local device), padded with masked slots to a multiple of its size: every
     device sums the squared errors of its share and their gradient, and one ``psum`` combines them into the batch
     mean. Each batch, and each device's share of it, gets its own dropout key.
     """
     mesh = mesh or batch_mesh(jax.local_devices()[:1])
+    batch_size = min(batch_size, n_samples)  # as Keras: a batch larger than the data is all of it
     n_batches = math.ceil(n_samples / batch_size)
     shares = mesh.shape[BATCH_AXIS]
     slots = math.ceil(batch_size / shares) * shares
@@ -336,8 +258,187 @@ def _all_finite(tree: PyTree) -> Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def compile_ahead(function: Callable, *args: Any, donate_argnums: tuple[int, ...] = ()) -> tuple[Any, float]:
+    """``function`` jitted, lowered and compiled for ``args`` ahead of its first call, and the seconds it took."""
+    start = time.perf_counter()
+    compiled = jax.jit(function, donate_argnums=donate_argnums).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+class _Data(NamedTuple):
+    """The training and validation windows and targets, placed on the devices."""
+
+    x_train: Array
+    y_train: Array
+    x_val: Array
+    y_val: Array
+
+
+class _Program(NamedTuple):
+    """The compiled programs of a fit: ``epoch(params, opt_state, key, x, y) -> (params, opt_state, loss, finite)``
+    and ``evaluate(params, x, y) -> mse`` (None without a validation split)."""
+
+    epoch: Callable
+    evaluate: Callable | None
+
+
+def _hold_out(x: np.ndarray, y: np.ndarray, validation_split: float) -> tuple[np.ndarray, ...]:
+    """``(x_train, y_train, x_val, y_val)``: the last ``validation_split`` of the windows held out, as Keras does."""
+    n_validation = int(len(x) * validation_split)
+    n_train = len(x) - n_validation
+    if n_train < 1 or (validation_split > 0 and n_validation < 1):
+        raise ConfigError(
+            f"{len(x)} windows cannot be split with validation_split={validation_split} ({n_validation} held "
+            f"out); pass a validation split that keeps at least one window on each side"
+        )
+    return np.asarray(x[:n_train]), np.asarray(y[:n_train]), np.asarray(x[n_train:]), np.asarray(y[n_train:])
+
+
+def _device_count(config: TrainConfig, resume: TrainState | None) -> int | None:
+    """The devices to split batches over: ``config.devices``, or those the resumed state was trained on."""
+    if resume is None:
+        return config.devices
+    if resume.epoch > config.epochs:
+        raise ConfigError(f"the state to resume is at epoch {resume.epoch}, past epochs={config.epochs}")
+    saved = resume.history.devices
+    if config.devices is not None and config.devices != saved:
+        raise ConfigError(
+            f"devices={config.devices}, but the state to resume was trained on {saved}; pass devices={saved}"
+        )
+    if saved > len(jax.local_devices()):
+        raise ConfigError(
+            f"the run was trained with its batches split over {saved} device(s), but JAX sees "
+            f"{len(jax.local_devices())} here; resume it where {saved} are available (an identical continuation "
+            f"needs the same count)"
+        )
+    return saved
+
+
+def _starting_state(
+    params: PyTree,
+    optimizer: optax.GradientTransformation,
+    config: TrainConfig,
+    mesh: Mesh,
+    resume: TrainState | None,
+) -> TrainState:
+    """The state the loop starts from, replicated on every device of ``mesh``: fresh, or a copy of ``resume``."""
+    replicated = NamedSharding(mesh, P())
+
+    def place(tree: PyTree) -> PyTree:  # always a copy: the epoch donates its inputs, never the caller's buffers
+        return None if tree is None else jax.tree.map(lambda a: jax.device_put(a, replicated, may_alias=False), tree)
+
+    if resume is None:
+        params = place(params)
+        history = History(devices=mesh.size)
+        return TrainState(0, params, place(optimizer.init(params)), place(jax.random.key(config.seed)), history)
+    history = dataclasses.replace(
+        resume.history, loss=list(resume.history.loss), val_loss=list(resume.history.val_loss)
+    )
+    return dataclasses.replace(
+        resume,
+        params=place(resume.params),
+        opt_state=place(resume.opt_state),
+        key=place(resume.key),
+        best_params=place(resume.best_params),
+        history=history,
+    )
+
+
+def _compile(
+    graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, state: TrainState, data: _Data, mesh: Mesh,
+    config: TrainConfig,
+) -> _Program:  # fmt: skip
+    """Compiles the epoch (with its NaN check) and, with a validation split, the evaluation; counts the seconds."""
+    epoch = make_epoch(graphdef, optimizer, len(data.x_train), config.batch_size, shuffle=config.shuffle, mesh=mesh)
+
+    def checked_epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple:
+        params, opt_state, loss = epoch(params, opt_state, key, x, y)
+        return params, opt_state, loss, _all_finite((params, opt_state))
+
+    arguments = (state.params, state.opt_state, state.key, data.x_train, data.y_train)
+    epoch_fn, seconds = compile_ahead(checked_epoch, *arguments, donate_argnums=(0, 1))
+    evaluate_fn = None
+    if len(data.x_val):
+        evaluate_fn, more = compile_ahead(make_evaluate(graphdef), state.params, data.x_val, data.y_val)
+        seconds += more
+    state.history.compile_seconds += seconds
+    return _Program(epoch_fn, evaluate_fn)
+
+
+def _run_epoch(state: TrainState, program: _Program, data: _Data) -> None:
+    """One epoch, in place; TrainingError naming the epoch if the loss, a weight or a moment stops being finite."""
+    state.key, epoch_key = jax.random.split(state.key)
+    state.params, state.opt_state, loss, finite = program.epoch(
+        state.params, state.opt_state, epoch_key, data.x_train, data.y_train
+    )
+    state.epoch += 1
+    state.history.loss.append(float(loss))
+    if not math.isfinite(state.history.loss[-1]):
+        raise TrainingError(
+            f"the training loss became {state.history.loss[-1]} at epoch {state.epoch}; lower --lr or set --clip-norm"
+        )
+    if not bool(finite):
+        raise TrainingError(
+            f"a gradient made the weights or Adam's moments NaN or infinite at epoch {state.epoch} (the loss "
+            f"was still {state.history.loss[-1]:.3g}); lower --lr or set --clip-norm"
+        )
+
+
+def _watch_validation(state: TrainState, program: _Program, data: _Data, patience: int | None) -> bool:
+    """Records the validation loss, keeps the best parameters; True when early stopping ends training."""
+    history = state.history
+    history.val_loss.append(float(program.evaluate(state.params, data.x_val, data.y_val)))
+    if history.val_loss[-1] < state.best_val_loss:
+        state.best_val_loss, history.best_epoch = history.val_loss[-1], state.epoch
+        state.best_params = jax.tree.map(jnp.copy, state.params)
+        return False
+    return patience is not None and state.epoch - history.best_epoch >= patience
+
+
+def _train(
+    state: TrainState,
+    program: _Program,
+    data: _Data,
+    config: TrainConfig,
+    *,
+    progress: bool,
+    checkpoint_every: int | None,
+    on_checkpoint: Callable[[TrainState], Any] | None,
+) -> None:
+    """The epoch loop, in place: epochs, validation and early stopping, checkpoints; time spent in checkpoints is
+    not counted as training time."""
+    bar = tqdm(
+        range(state.epoch, config.epochs), desc="train", unit="epoch", disable=not progress, leave=False,
+        initial=state.epoch, total=config.epochs,
+    )  # fmt: skip
+    clock = time.perf_counter()
+    with bar:
+        for _ in bar:
+            _run_epoch(state, program, data)
+            postfix = {"loss": f"{state.history.loss[-1]:.3g}"}
+            stop = program.evaluate is not None and _watch_validation(state, program, data, config.patience)
+            if state.history.val_loss:
+                postfix["val_loss"] = f"{state.history.val_loss[-1]:.3g}"
+            bar.set_postfix(postfix)
+            if stop:
+                break
+            if (
+                on_checkpoint
+                and checkpoint_every
+                and state.epoch % checkpoint_every == 0
+                and state.epoch < config.epochs
+            ):
+                state.history.train_seconds += time.perf_counter() - clock
+                on_checkpoint(state)
+                clock = time.perf_counter()
+        state.finished = True
+        state.history.train_seconds += time.perf_counter() - clock
+        if on_checkpoint is not None:
+            on_checkpoint(state)
+
+
 def fit(
-    model: Forecaster,
+    model: nnx.Module,
     x: np.ndarray,
     y: np.ndarray,
     config: TrainConfig = TrainConfig(),
@@ -353,7 +454,8 @@ def fit(
     parameter or optimizer moment (that is, a gradient), stops being finite; the model is then left unchanged.
 
     Args:
-        model: the forecaster; its weights are the starting point unless ``resume`` is given.
+        model: the forecaster (any NNX module mapping windows to (n,) predictions and taking a ``dropout_key``);
+            its weights are the starting point unless ``resume`` is given.
         x, y: training windows and scaled targets.
         config: hyperparameters.
         progress: show a progress bar.
@@ -365,126 +467,93 @@ def fit(
             buffers).
 
     >>> from flax import nnx
-    >>> from jaxlstm.models import preset
+    >>> from jaxlstm.config import preset
     >>> model = Forecaster(preset("vanilla", units=4), rngs=nnx.Rngs(0))
     >>> x = np.linspace(0, 1, 10 * 5, dtype=np.float32).reshape(10, 5, 1)
     >>> history = fit(model, x, x[:, -1, 0], TrainConfig(epochs=3, batch_size=4), progress=False)
     >>> len(history.loss)
     3
     """
-    n_validation = int(len(x) * config.validation_split)
-    n_train = len(x) - n_validation
-    if n_train < 1 or (config.validation_split > 0 and n_validation < 1):
-        raise ConfigError(
-            f"{len(x)} windows cannot be split with validation_split={config.validation_split} ({n_validation} held "
-            f"out); pass a validation split that keeps at least one window on each side"
-        )
-    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or checkpoint_every < 1):
-        raise ConfigError(f"checkpoint every must be a positive number of epochs, got {checkpoint_every!r}")
-    devices = config.devices
-    if resume is not None:
-        if resume.epoch > config.epochs:
-            raise ConfigError(f"the state to resume is at epoch {resume.epoch}, past epochs={config.epochs}")
-        saved = resume.history.devices
-        if devices is not None and devices != saved:
-            raise ConfigError(
-                f"devices={devices}, but the state to resume was trained on {saved}; pass devices={saved}"
-            )
-        if saved > len(jax.local_devices()):
-            raise ConfigError(
-                f"the run was trained with its batches split over {saved} device(s), but JAX sees "
-                f"{len(jax.local_devices())} here; resume it where {saved} are available (an identical continuation "
-                f"needs the same count)"
-            )
-        devices = saved
-    mesh = batch_mesh(split_devices(config.batch_size, devices))
-    replicated = NamedSharding(mesh, P())  # every device holds the weights, the data and the optimizer state
-
-    def place(array: Any) -> Any:  # always a copy: the epoch donates its inputs, never the model's own buffers
-        return jax.device_put(array, replicated, may_alias=False)
-
-    x_train, y_train = place(np.asarray(x[:n_train])), place(np.asarray(y[:n_train]))
-    x_val, y_val = place(np.asarray(x[n_train:])), place(np.asarray(y[n_train:]))
+    if checkpoint_every is not None:
+        check_count("--checkpoint-every", checkpoint_every, 10)
+    held_out = _hold_out(x, y, config.validation_split)
+    devices = _device_count(config, resume)
+    mesh = batch_mesh(training_devices(dataclasses.replace(config, devices=devices), len(x)))
+    replicated = NamedSharding(mesh, P())
+    data = _Data(*(jax.device_put(array, replicated) for array in held_out))
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer = make_optimizer(config)
-    if resume is None:
-        history = History(devices=mesh.size)
-        params = jax.tree.map(place, params)
-        opt_state = jax.tree.map(place, optimizer.init(params))
-        key = place(jax.random.key(config.seed))
-        best_params, best_val_loss, finished = None, math.inf, False
-    else:
-        history = dataclasses.replace(resume.history, loss=list(resume.history.loss))
-        history.val_loss = list(resume.history.val_loss)
-        params, opt_state, key = (jax.tree.map(place, tree) for tree in (resume.params, resume.opt_state, resume.key))
-        best_params = None if resume.best_params is None else jax.tree.map(place, resume.best_params)
-        best_val_loss, finished = resume.best_val_loss, resume.finished
-    start_epoch = 0 if resume is None else resume.epoch
+    state = _starting_state(params, optimizer, config, mesh, resume)
+    if not state.finished:
+        program = _compile(graphdef, optimizer, state, data, mesh, config)
+        _train(
+            state,
+            program,
+            data,
+            config,
+            progress=progress,
+            checkpoint_every=checkpoint_every,
+            on_checkpoint=on_checkpoint,
+        )
+    restore_best = config.patience is not None and state.best_params is not None
+    nnx.update(model, state.best_params if restore_best else state.params)
+    return state.history
 
-    def state(epoch: int) -> TrainState:
-        return TrainState(epoch, params, opt_state, key, history, best_params, best_val_loss, finished)
 
-    epoch = make_epoch(graphdef, optimizer, n_train, config.batch_size, shuffle=config.shuffle, mesh=mesh)
+# --- memory ---------------------------------------------------------------------------------------------------
 
-    def checked_epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple:
-        params, opt_state, loss = epoch(params, opt_state, key, x, y)
-        return params, opt_state, loss, _all_finite((params, opt_state))
 
-    start = time.perf_counter()
-    if not finished:
-        epoch_fn = jax.jit(checked_epoch, donate_argnums=(0, 1)).lower(params, opt_state, key, x_train, y_train)
-        epoch_fn = epoch_fn.compile()
-        evaluate_fn = jax.jit(make_evaluate(graphdef)).lower(params, x_val, y_val).compile() if n_validation else None
-    history.compile_seconds += time.perf_counter() - start
+class MemoryEstimate(NamedTuple):
+    """Bytes a training run needs: the trainable state (parameters, their gradients and Adam's two moments, plus
+    a copy of the best parameters under early stopping), the activations the backward pass keeps for one batch
+    (every gate and state of every step), and the training windows."""
 
-    resumed_finished = finished
-    stopped_at = start_epoch
-    start = time.perf_counter()
-    bar = tqdm(
-        range(start_epoch, config.epochs),
-        desc="train",
-        unit="epoch",
-        disable=not progress or finished,
-        leave=False,
-        initial=start_epoch,
-        total=config.epochs,
-    )
+    state: int
+    activations: int
+    data: int
+
+    @property
+    def total(self) -> int:
+        """The sum of the three."""
+        return self.state + self.activations + self.data
+
+
+def estimate_memory(config: ModelConfig, train: TrainConfig, n_windows: int, window: int) -> MemoryEstimate:
+    """How much memory training ``config``'s model on ``n_windows`` windows of ``window`` days needs, computed
+    from the shapes alone (nothing is allocated: the model and its gate traces are only traced abstractly)."""
+    model = nnx.eval_shape(lambda: Forecaster(config, rngs=nnx.Rngs(0)))
+    graphdef, variables = nnx.split(model)
+    param_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    batch = min(train.batch_size, n_windows)
+    windows = jax.ShapeDtypeStruct((batch, window, config.n_features), jnp.float32)
+    traces = jax.eval_shape(lambda v, x: [t[2:] for t in trace_gates(nnx.merge(graphdef, v), x)], variables, windows)
+    activations = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(traces))
+    copies = 5 if train.validation_split > 0 else 4
+    return MemoryEstimate(copies * param_bytes, activations, n_windows * (window * config.n_features + 1) * 4)
+
+
+def _available_memory() -> tuple[int, str]:
+    """Bytes free for training on the default device, and what they are, for messages."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), f"{jax.devices()[0].device_kind} memory"
     try:
-        for index in () if finished else bar:
-            key, epoch_key = jax.random.split(key)
-            params, opt_state, loss, finite = epoch_fn(params, opt_state, epoch_key, x_train, y_train)
-            history.loss.append(float(loss))
-            if not math.isfinite(history.loss[-1]):
-                raise TrainingError(
-                    f"the training loss became {history.loss[-1]} at epoch {index + 1}; lower --lr or set --clip-norm"
-                )
-            if not bool(finite):
-                raise TrainingError(
-                    f"a gradient made the weights or Adam's moments NaN or infinite at epoch {index + 1} (the loss "
-                    f"was still {history.loss[-1]:.3g}); lower --lr or set --clip-norm"
-                )
-            stopped_at = index + 1
-            postfix = {"loss": f"{history.loss[-1]:.3g}"}
-            if evaluate_fn is not None:
-                history.val_loss.append(float(evaluate_fn(params, x_val, y_val)))
-                postfix["val_loss"] = f"{history.val_loss[-1]:.3g}"
-                if history.val_loss[-1] < best_val_loss:
-                    best_val_loss, history.best_epoch = history.val_loss[-1], index + 1
-                    best_params = jax.tree.map(jnp.copy, params)
-                elif config.patience is not None and index + 1 - history.best_epoch >= config.patience:
-                    break  # early stopping
-            bar.set_postfix(postfix)
-            if on_checkpoint and checkpoint_every and stopped_at % checkpoint_every == 0 and stopped_at < config.epochs:
-                history.train_seconds += time.perf_counter() - start
-                on_checkpoint(state(stopped_at))
-                start = time.perf_counter()
-        finished = True
-        history.train_seconds += time.perf_counter() - start
-        if on_checkpoint is not None and not resumed_finished:
-            on_checkpoint(state(stopped_at))
-    finally:
-        bar.close()
-    if config.patience is not None and best_params is not None:
-        params = best_params
-    nnx.update(model, params)
-    return history
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024, "memory"
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
+
+
+def check_memory(config: ModelConfig, train: TrainConfig, n_windows: int, window: int) -> MemoryEstimate:
+    """:func:`estimate_memory`, or ConfigError naming the estimate and what the machine has when it does not fit."""
+    needed = estimate_memory(config, train, n_windows, window)
+    available, what = _available_memory()
+    if needed.total > available:
+        gigabytes = [value / 1e9 for value in (needed.total, needed.state, needed.activations, available)]
+        raise ConfigError(
+            "training this model needs about {:.1f} GB (weights, gradients and Adam's moments {:.1f} GB, activations "
+            "{:.1f} GB) but only {:.1f} GB of {} is free; use fewer --units or --layers, or a smaller "
+            "--batch-size".format(*gigabytes, what)
+        )
+    return needed

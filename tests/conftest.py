@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxlstm.train import CACHE_ENV, use_cpu_cores
+from jaxlstm.runtime import CACHE_ENV, use_cpu_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"

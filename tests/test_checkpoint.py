@@ -24,11 +24,12 @@ from jaxlstm.checkpoint import (
     save_checkpoint,
     write_atomic,
 )
-from jaxlstm.cli import main
+from jaxlstm.commands import main
+from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.errors import ConfigError, RunError, TrainingError
-from jaxlstm.models import Forecaster, preset
-from jaxlstm.train import TrainConfig, TrainState, fit
+from jaxlstm.models import Forecaster
+from jaxlstm.train import TrainState, fit
 from tests.conftest import BUNDLED, ROOT
 
 CONFIG = TrainConfig(epochs=6, batch_size=16, seed=5, validation_split=0.2, patience=50)
@@ -250,7 +251,7 @@ KILL_ARGS = ["--arch", "vanilla", "--units", "8", "--epochs", "30", "--checkpoin
 SLOW_CHILD = """
 import sys, time
 import jaxlstm.checkpoint
-from jaxlstm.cli import main
+from jaxlstm.commands import main
 save = jaxlstm.checkpoint.CheckpointWriter.__call__
 def save_then_pause(self, state):  # widens the window in which the parent's SIGKILL lands; the numbers are untouched
     path = save(self, state)
@@ -283,11 +284,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    assert [p.name for p in killed.iterdir()] == ["checkpoints"]  # no final file: the run is not complete
+    # No final file: the run is not complete. The killed process's lock file stays, but no process holds its lock
+    # any more (the kernel released it), so the resume below takes it.
+    assert sorted(p.name for p in killed.iterdir()) == [".jaxlstm.lock", "checkpoints"]
     assert 5 <= latest_checkpoint(killed / "checkpoints").epoch < 30
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "jaxlstm.cli", "train", "--resume", str(killed), "--quiet"],
+        [sys.executable, "-m", "jaxlstm", "train", "--resume", str(killed), "--quiet"],
         capture_output=True,
         text=True,
         env=env,

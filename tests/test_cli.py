@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxlstm.cli import main
-from jaxlstm.train import CACHE_ENV
+from jaxlstm.commands import main
+from jaxlstm.runtime import CACHE_ENV
 
 FAST = ["--arch", "vanilla", "--units", "8", "--epochs", "2", "--quiet"]
 RUN_FILES = {
@@ -82,7 +82,7 @@ def test_user_errors_exit_2_and_write_nothing(tmp_path: Path, capsys, arguments:
 
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "jaxlstm.cli", "predict", "--run", str(tmp_path / "missing")],
+        [sys.executable, "-m", "jaxlstm", "predict", "--run", str(tmp_path / "missing")],
         capture_output=True,
         text=True,
         check=False,
@@ -98,7 +98,7 @@ def test_compilation_cache_is_filled_then_read_and_changes_no_result(tmp_path: P
     entries = {}
     for run in ("cold", "warm"):
         subprocess.run(
-            [sys.executable, "-m", "jaxlstm.cli", "train", *FAST, "--out", str(tmp_path / run)],
+            [sys.executable, "-m", "jaxlstm", "train", *FAST, "--out", str(tmp_path / run)],
             env=environment,
             check=True,
             capture_output=True,

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.cli import main
+from jaxlstm.commands import main
+from jaxlstm.config import preset
 from jaxlstm.convlstm import ConvLSTM1D, ConvLSTM2D, conv_output_length, convolve
 from jaxlstm.introspect import trace_gates
 from jaxlstm.layers import Bidirectional, Stacked
-from jaxlstm.models import Forecaster, count_parameters, preset
+from jaxlstm.models import Forecaster, count_parameters
 
 keras = pytest.importorskip("keras")
 
@@ -113,7 +114,7 @@ def test_convlstm1d_equals_numpy_loops(padding: str, strides: int, dilation: int
 
 @pytest.mark.parametrize("implementation", ["gemm", "xla"])
 def test_convlstm2d_equals_numpy_loops(implementation: str) -> None:
-    layer = make(ConvLSTM2D, 2, 3, (3, 2), strides=(2, 1), padding="same", implementation=implementation)
+    layer = make(ConvLSTM2D, 2, 3, (3, 2), strides=(2, 1), padding="same", convolution=implementation)
     x = np.random.default_rng(2).normal(size=(2, 3, 7, 5, 2)).astype(np.float32)
     expected = numpy_convlstm(*layer.params, x, strides=(2, 1), padding="same", dilation=(1, 1))
     assert expected.shape == (2, 3, 4, 5, 3)
@@ -129,8 +130,8 @@ def test_matmul_convolution_equals_xla_convolution(rank: int) -> None:
         if strides > 1 and dilation > 1:
             continue  # Keras refuses the combination
         options = {"strides": strides, "padding": padding, "dilation": dilation}
-        ours = convolve(x, kernel, implementation="gemm", **options)
-        np.testing.assert_allclose(ours, convolve(x, kernel, implementation="xla", **options), atol=2e-5)
+        ours = convolve(x, kernel, convolution="gemm", **options)
+        np.testing.assert_allclose(ours, convolve(x, kernel, convolution="xla", **options), atol=2e-5)
         if rank == 1:
             expected = numpy_conv(x, kernel, (strides,), padding, (dilation,))
             np.testing.assert_allclose(ours, expected, atol=2e-5)

@@ -509,7 +509,7 @@ def test_prepare_names_a_missing_column_and_the_available_ones(series, kwargs, c
 
 @pytest.mark.parametrize("window", [0, -3, 2.5, True, "60"])
 def test_prepare_rejects_bad_window(series, window):
-    with pytest.raises(ConfigError, match=r"window=.* must be a whole number of days >= 1"):
+    with pytest.raises(ConfigError, match=r"--window .*: must be a whole number >= 1, e\.g\. --window 60"):
         prepare(series, window=window)
 
 
@@ -557,7 +557,9 @@ def test_prepare_rejects_nan_in_a_hand_built_frame(series):
         prepare(holes, window=5, split=50)
 
 
-@pytest.mark.parametrize(("features", "message"), [([], "features is empty"), (["Open", "Open"], "repeats a column")])
+@pytest.mark.parametrize(
+    ("features", "message"), [([], "--features names no column"), (["Open", "Open"], "repeats a column")]
+)
 def test_prepare_rejects_bad_features(series, features, message):
     with pytest.raises(ConfigError, match=message):
         prepare(series, features=features, window=5, split=50)

@@ -4,10 +4,11 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.ensemble import fit_ensemble, model_mesh
-from jaxlstm.models import Forecaster, preset
-from jaxlstm.train import TrainConfig, fit
+from jaxlstm.models import Forecaster
+from jaxlstm.train import fit
 from tests.conftest import BUNDLED
 
 

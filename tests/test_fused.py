@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.cell import LSTMParams, LSTMState
-from jaxlstm.fused import lstm_sequence
+from jaxlstm.cell import LSTMParams, LSTMState, lstm_update
+from jaxlstm.config import preset
+from jaxlstm.fused import lstm_sequence, slab_update
 from jaxlstm.layers import scan_lstm
-from jaxlstm.models import Forecaster, preset
+from jaxlstm.models import Forecaster
 from tests import numpy_lstm
 
 
@@ -70,10 +71,7 @@ def test_model_gradients_equal_between_implementations(arch: str) -> None:
     y = x[:, -1, 0]
 
     def gradients(implementation: str):
-        model = Forecaster(preset(arch, units=10), rngs=nnx.Rngs(0))
-        for _, module in nnx.iter_graph(model):
-            if hasattr(module, "implementation"):
-                module.implementation = implementation
+        model = Forecaster(preset(arch, units=10, implementation=implementation), rngs=nnx.Rngs(0))
         graphdef, params = nnx.split(model, nnx.Param)
         return jax.grad(lambda p: jnp.mean((nnx.merge(graphdef, p)(x) - y) ** 2))(params)
 
@@ -81,3 +79,22 @@ def test_model_gradients_equal_between_implementations(arch: str) -> None:
         jax.tree.leaves(gradients("fused")), jax.tree.leaves(gradients("textbook")), strict=True
     ):
         np.testing.assert_allclose(fused, textbook, atol=1e-5)
+
+
+def test_slab_update_equals_the_textbook_update_in_values_and_gradients() -> None:
+    """The one-tanh slab is only a faster way to evaluate the textbook equations: the same state, the same gates,
+    and the same gradients (JAX's autodiff of each), over pre-activations well into the sigmoid's tails."""
+    rng = np.random.default_rng(5)
+    z = jnp.asarray(rng.normal(0, 4, (6, 4 * 7)), jnp.float32)
+    c = jnp.asarray(rng.normal(0, 2, (6, 7)), jnp.float32)
+    for fast, textbook in zip(jax.tree.leaves(slab_update(z, c)), jax.tree.leaves(lstm_update(z, c)), strict=True):
+        np.testing.assert_allclose(fast, textbook, atol=1e-6)
+    weights = jnp.asarray(rng.normal(size=(2, 6, 7)), jnp.float32)
+
+    def objective(update):
+        return lambda z, c: jnp.sum(jnp.stack(update(z, c)[0]) * weights)
+
+    fast = jax.grad(objective(slab_update), argnums=(0, 1))(z, c)
+    textbook = jax.grad(objective(lstm_update), argnums=(0, 1))(z, c)
+    for a, b in zip(fast, textbook, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.cli import main
+from jaxlstm.commands import main
+from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.errors import ConfigError
 from jaxlstm.interop import (
@@ -25,9 +26,9 @@ from jaxlstm.interop import (
     to_keras,
 )
 from jaxlstm.layers import LSTM, Bidirectional, Stacked
-from jaxlstm.models import Forecaster, preset
+from jaxlstm.models import Forecaster
 from jaxlstm.runs import load_run
-from jaxlstm.train import TrainConfig, fit, make_optimizer
+from jaxlstm.train import fit, make_optimizer
 from tests.conftest import BUNDLED
 
 keras = pytest.importorskip("keras")
@@ -346,7 +347,7 @@ def test_convert_command_weights_file_with_description(tmp_path: Path, capsys) -
     assert main(["convert", str(tmp_path / "w.weights.h5"), str(reference), "--tutorial-data"]) == 0
     args = ["convert", str(tmp_path / "w.weights.h5"), str(tmp_path / "run"), "--scaler-from", str(reference)]
     assert main([*args, "--arch", "bidirectional", "--layers", "2", "--units", "4", "--dropout", "0.3"]) == 0
-    assert load_run(tmp_path / "run").config["model"]["dropout"] == 0.3
+    assert load_run(tmp_path / "run").config.model.dropout == 0.3
     capsys.readouterr()
     assert main([*args, "--arch", "bidirectional", "--layers", "2", "--units", "5", "--overwrite"]) == 2
     assert "kernel (1, 16) does not fit jaxlstm layer 0 (forward) W (1, 20)" in capsys.readouterr().err

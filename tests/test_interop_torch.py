@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jaxlstm.config import preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.interop import (
     InteropError,
@@ -17,7 +18,7 @@ from jaxlstm.interop import (
     torch_state_dict,
 )
 from jaxlstm.layers import LSTM, Bidirectional, Stacked
-from jaxlstm.models import Forecaster, preset
+from jaxlstm.models import Forecaster
 from tests.conftest import BUNDLED
 
 torch = pytest.importorskip("torch")

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from flax import nnx
 
-from jaxlstm.cli import main
+from jaxlstm.commands import main
+from jaxlstm.config import preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.introspect import GateTrace, decay_per_step, gradient_flow, set_forget_bias, trace_gates
 from jaxlstm.layers import LSTM, Bidirectional
-from jaxlstm.models import Forecaster, preset
+from jaxlstm.models import Forecaster
 from jaxlstm.rnn import RNNForecaster
 from tests import numpy_lstm
 from tests.conftest import BUNDLED

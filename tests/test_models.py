@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jaxlstm.config import ModelConfig, preset
 from jaxlstm.errors import ConfigError
-from jaxlstm.models import Forecaster, ModelConfig, count_parameters, preset
+from jaxlstm.models import Forecaster, count_parameters
 from tests import numpy_lstm
 
 keras = pytest.importorskip("keras")
@@ -59,11 +60,11 @@ def test_initialisation_follows_keras() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"layers": 0}, "layers must be a positive integer"),
-        ({"units": -3}, "units must be a positive integer"),
-        ({"dropout": 1.0}, "dropout must be in"),
+        ({"layers": 0}, "--layers 0: must be a whole number >= 1"),
+        ({"units": -3}, "--units -3: must be a whole number >= 1"),
+        ({"dropout": 1.0}, r"--dropout 1.0: must be at least 0 and below 1"),
         ({"arch": "vanilla", "layers": 2}, "vanilla architecture has one layer"),
-        ({"arch": "gru"}, "unknown architecture"),
+        ({"arch": "gru"}, "--arch 'gru': unknown arch; use one of vanilla, stacked"),
     ],
 )
 def test_bad_config_is_refused(kwargs: dict, message: str) -> None:

@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxlstm.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
-from jaxlstm.cli import main
-from jaxlstm.models import Forecaster, preset
+from jaxlstm.commands import main
+from jaxlstm.config import TrainConfig, preset
+from jaxlstm.models import Forecaster
 from jaxlstm.runs import RUN_FILES, save_model
-from jaxlstm.train import TrainConfig
 from tests.conftest import ROOT
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume"
@@ -33,6 +33,9 @@ TINY = ["--arch", "vanilla", "--units", "4", "--epochs", "1", "--window", "5", "
 DOCS = ROOT / "docs" / "errors.md"
 DOCUMENTED_ELSEWHERE = {
     "argparse",
+    "run-locked",
+    "config-unknown-key",
+    "config-newer-version",
     "unsorted-dates",
     "training-diverges",
     "resume-damaged-newest",
@@ -356,6 +359,17 @@ CATALOGUE = [
     Case("repeated-feature", lambda tmp, run: train(tmp, None, "--features", "Open,Open"), "repeats a column"),
     Case("empty-features", lambda tmp, run: train(tmp, None, "--features", ","), "--features names no column"),
     Case("checkpoint-every-zero", lambda tmp, run: train(tmp, None, "--checkpoint-every", "0"), "--checkpoint-every 0"),
+    Case(
+        "value-beyond-float32",
+        lambda tmp, run: train(tmp, write_csv(tmp, edited(12, 1, "1e308"))),
+        "prices.csv: line 12 (2020-01-15): Open is 1e+308, beyond the 3.4e+38 that the model's float32 arithmetic "
+        "can hold; fix or delete that row",
+    ),
+    Case(
+        "model-too-large-for-memory",
+        lambda tmp, run: train(tmp, None, "--units", "200000"),
+        "training this model needs about ",
+    ),
     # --- the output directory ----------------------------------------------------------------------------
     Case(
         "out-holds-a-finished-run",
@@ -511,7 +525,7 @@ def test_unsorted_dates_are_sorted_with_a_one_line_warning(tmp_path: Path, capsy
 def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     csv = write_csv(tmp_path, edited(9, 1, "null"))
     result = subprocess.run(
-        [sys.executable, "-m", "jaxlstm.cli", *train(tmp_path, csv)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "jaxlstm", *train(tmp_path, csv)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2
     assert result.stderr.startswith("jaxlstm: error: ") and result.stderr.count("\n") == 1
@@ -593,3 +607,80 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_checkpoints(tmp_path: Pat
     assert sorted(p.name for p in old.iterdir()) == sorted((*RUN_FILES, "checkpoints"))
     assert [p.name for p in (old / "checkpoints").iterdir()] == ["epoch-000001.ckpt"]
     assert json.loads((old / "config.json").read_text())["train"]["seed"] == 3
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from jaxlstm.fileio import RunLock
+with RunLock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_run_directory_another_process_is_writing_is_refused(tmp_path: Path, tiny_run: Path, capsys) -> None:
+    """Docs row `run-locked`: while a real second process holds a run directory's lock, `train` into it (new,
+    --overwrite or --resume) exits 2 naming that process, and not one byte of the directory changes."""
+    run = copy_run(tiny_run, tmp_path, interrupted=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT)}
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = snapshot(run)
+        for extra in ((), ("--overwrite",)):
+            argv = train(tmp_path, None, *extra)
+            argv[argv.index("--out") + 1] = str(run)
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert f"is being written by another jaxlstm process (pid {holder.pid}); wait for it" in err, err
+        assert main(["train", "--resume", str(run), "--quiet"]) == 2
+        assert f"(pid {holder.pid})" in capsys.readouterr().err
+        assert snapshot(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_batch_larger_than_the_data_is_the_whole_data(tmp_path: Path, capsys) -> None:
+    """As in Keras, --batch-size 100000 on 25 windows trains on all of them as one batch: the same weights as
+    --batch-size 25, not a 100,000-row padded batch."""
+    weights = []
+    for size in ("100000", "25"):
+        argv = train(tmp_path, None, "--batch-size", size, "--epochs", "2")
+        argv[argv.index("--out") + 1] = str(tmp_path / size)
+        assert main(argv) == 0
+        weights.append((tmp_path / size / "params.msgpack").read_bytes())
+    assert weights[0] == weights[1]
+
+
+def test_an_old_unversioned_run_still_predicts(tmp_path: Path, tiny_run: Path) -> None:
+    """A run written before config.json had a version (and the fast-path fields) loads as it did."""
+    run = copy_run(tiny_run, tmp_path)
+    content = json.loads((run / "config.json").read_text())
+    del content["version"]
+    for name in ("implementation", "hoist_input", "unroll", "convolution"):
+        del content["model"][name]
+    (run / "config.json").write_text(json.dumps(content))
+    assert main(["predict", "--run", str(run), "--out", str(tmp_path / "old.csv")]) == 0
+    assert main(["predict", "--run", str(tiny_run), "--out", str(tmp_path / "new.csv")]) == 0
+    assert (tmp_path / "old.csv").read_bytes() == (tmp_path / "new.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["model"].update(colour="red"), "config.json: unknown key 'model.colour'; remove it"),
+        (lambda c: c.update(version=3), "config.json: configuration version 3; this jaxlstm reads versions 1 to 2"),
+    ],
+    ids=["config-unknown-key", "config-newer-version"],
+)
+def test_a_run_config_that_cannot_be_read_names_the_key(tmp_path: Path, tiny_run: Path, capsys, edit, message) -> None:
+    run = copy_run(tiny_run, tmp_path)
+    content = json.loads((run / "config.json").read_text())
+    edit(content)
+    (run / "config.json").write_text(json.dumps(content))
+    assert main(["predict", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxlstm: error: ") and err.count("\n") == 1 and message in err

@@ -7,10 +7,11 @@ import optax
 import pytest
 from flax import nnx
 
+from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.errors import ConfigError, TrainingError
-from jaxlstm.models import Forecaster, preset
-from jaxlstm.train import TrainConfig, fit
+from jaxlstm.models import Forecaster
+from jaxlstm.train import fit
 from tests.conftest import BUNDLED
 
 
@@ -107,11 +108,11 @@ def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog, devices: int, bat
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": 0}, "epochs must be a positive integer"),
-        ({"batch_size": -1}, "batch_size must be a positive integer"),
-        ({"learning_rate": 0.0}, "learning rate must be positive"),
+        ({"epochs": 0}, "--epochs 0: must be a whole number >= 1"),
+        ({"batch_size": -1}, "--batch-size -1: must be a whole number >= 1"),
+        ({"learning_rate": 0.0}, "--lr 0.0: must be a finite number > 0"),
         ({"patience": 3}, "patience needs"),
-        ({"validation_split": 1.5}, "validation split must be"),
+        ({"validation_split": 1.5}, "--validation-split 1.5: must be at least 0 and below 1"),
     ],
 )
 def test_bad_training_config_is_refused(kwargs: dict, message: str) -> None:

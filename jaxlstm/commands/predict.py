@@ -1,0 +1,71 @@
+"""``jaxlstm predict``: reload a run and predict the next-day target for every window of a CSV."""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from jaxlstm.commands._options import add_data_source, start_jax
+from jaxlstm.errors import DataError, RunError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any) -> None:
+    """Registers ``jaxlstm predict``."""
+    parser = commands.add_parser(
+        "predict",
+        help="predict with a saved run",
+        description="Reload a run directory and predict the next-day target for every window of a CSV.",
+    )
+    parser.add_argument("--run", type=Path, required=True, help="run directory written by `jaxlstm train`")
+    add_data_source(parser, missing=True)
+    parser.add_argument("--out", type=Path, help="CSV file to write (default: print to standard output)")
+    parser.set_defaults(handler=run)
+
+
+def _check_output_file(path: Path) -> None:
+    if path.is_dir():
+        raise RunError(f"--out {path} is a directory; pass a file name such as predictions.csv")
+    if not path.parent.is_dir():
+        raise RunError(f"--out {path}: directory {path.parent} does not exist; create it or choose another --out")
+
+
+def run(args: argparse.Namespace) -> None:
+    """``jaxlstm predict``: every window of ``--csv`` (default: the run's own CSV, all its rows)."""
+    if args.out is not None:
+        _check_output_file(args.out)
+    start_jax()
+    import pandas as pd
+
+    from jaxlstm.data import load_frame
+    from jaxlstm.evaluate import predict_prices
+    from jaxlstm.fileio import write_atomic
+    from jaxlstm.runs import load_run
+
+    run = load_run(args.run)
+    data = run.config.data
+    source = dataclasses.replace(
+        data, csv=args.csv or data.path, start=args.start, end=args.end, last_rows=None, missing=args.missing or "error"
+    )
+    frame = load_frame(source)
+    absent = [name for name in data.features if name not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{source.path}: no column {absent[0]!r}, but the run {args.run} reads {', '.join(data.features)}; "
+            f"pass a --csv with those columns"
+        )
+    x, dates = run.windows(frame)
+    predictions = predict_prices(run.model, x, run.target_scaler)
+    target = data.target
+    actual = frame[target].reindex(dates).to_numpy() if target in frame.columns else [float("nan")] * len(dates)
+    table = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), target: actual, "predicted": predictions})
+    if args.out is None:
+        table.to_csv(sys.stdout, index=False, float_format="%.6f", na_rep="")
+        return
+    try:
+        write_atomic(args.out, table.to_csv(index=False, na_rep="").encode())
+    except OSError as error:
+        raise RunError(f"--out {args.out}: cannot write ({error.strerror}); choose another --out") from None
+    print(f"wrote {len(table)} predictions to {args.out}")
