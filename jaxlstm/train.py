@@ -345,9 +345,13 @@ def _starting_state(
 
 
 def _compile(
-    graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, state: TrainState, data: _Data, mesh: Mesh,
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    state: TrainState,
+    data: _Data,
+    mesh: Mesh,
     config: TrainConfig,
-) -> _Program:  # fmt: skip
+) -> _Program:
     """Compiles the epoch (with its NaN check) and, with a validation split, the evaluation; counts the seconds."""
     epoch = make_epoch(graphdef, optimizer, len(data.x_train), config.batch_size, shuffle=config.shuffle, mesh=mesh)
 
@@ -407,10 +411,9 @@ def _train(
 ) -> None:
     """The epoch loop, in place: epochs, validation and early stopping, checkpoints; time spent in checkpoints is
     not counted as training time."""
-    bar = tqdm(
-        range(state.epoch, config.epochs), desc="train", unit="epoch", disable=not progress, leave=False,
-        initial=state.epoch, total=config.epochs,
-    )  # fmt: skip
+    epochs = range(state.epoch, config.epochs)
+    shown = {"desc": "train", "unit": "epoch", "total": config.epochs, "initial": state.epoch, "leave": False}
+    bar = tqdm(epochs, disable=not progress, **shown)
     clock = time.perf_counter()
     with bar:
         for _ in bar:
@@ -422,12 +425,8 @@ def _train(
             bar.set_postfix(postfix)
             if stop:
                 break
-            if (
-                on_checkpoint
-                and checkpoint_every
-                and state.epoch % checkpoint_every == 0
-                and state.epoch < config.epochs
-            ):
+            due = checkpoint_every is not None and state.epoch % checkpoint_every == 0 and state.epoch < config.epochs
+            if on_checkpoint is not None and due:
                 state.history.train_seconds += time.perf_counter() - clock
                 on_checkpoint(state)
                 clock = time.perf_counter()
