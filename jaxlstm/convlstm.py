@@ -352,7 +352,7 @@ class ConvLSTM(nnx.Module):
 
     def trace(self, x: Array, initial_state: LSTMState | None = None) -> LayerTrace:
         """Every gate and state over x (batch, time, *spatial, channels), each (batch, time, *out_spatial, F)."""
-        return batch_major(self._loop(x, initial_state, "gates")[1])
+        return LayerTrace(*batch_major(self._loop(x, initial_state, "gates")[1]))
 
     def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
         """Outputs (batch, time, *out_spatial, F) with ``return_sequences``, else the final ``h``."""

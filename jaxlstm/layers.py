@@ -16,7 +16,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Literal, NamedTuple, Protocol, get_args
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ from flax import nnx
 from jaxlstm.cell import Gates, LSTMParams, LSTMState, preactivation
 from jaxlstm.config import Implementation
 from jaxlstm.fused import lstm_sequence
-from jaxlstm.scan import scan_cell
+from jaxlstm.scan import Record, scan_cell
 
 __all__ = [
     "GLOROT_UNIFORM",
@@ -37,6 +37,7 @@ __all__ = [
     "MergeMode",
     "RecurrentLayer",
     "Stacked",
+    "batch_major",
     "dropout_masks",
     "merge",
     "scan_lstm",
@@ -73,7 +74,8 @@ def scan_lstm(
     *,
     reverse: bool = False,
     unroll: int = 1,
-) -> tuple[Array, LSTMState]:
+    record: Record = "outputs",
+) -> tuple[Any, LSTMState]:
     """Runs :func:`~jaxlstm.cell.lstm_step` over the time axis: the textbook LSTM layer.
 
     Args:
@@ -83,20 +85,27 @@ def scan_lstm(
         reverse: walk from the last time step to the first. Outputs stay aligned with the inputs'
             time axis (``outputs[:, t]`` is the state after reading ``x[:, t]``), as in Keras's Bidirectional.
         unroll: time steps per loop iteration, passed to ``jax.lax.scan``.
+        record: what to keep of every step (see :func:`~jaxlstm.scan.scan_cell`).
 
     Returns:
-        ``outputs`` (batch, time, H), the hidden state after every step, and the final state.
+        The recorded steps, batch-major (``outputs`` (batch, time, H), the hidden state after every step, by
+        default), and the final state.
     """
-    final_state, outputs = scan_cell(
-        partial(preactivation, params), jnp.swapaxes(x, 0, 1), initial_state, reverse=reverse, unroll=unroll
+    final_state, recorded = scan_cell(
+        partial(preactivation, params),
+        jnp.swapaxes(x, 0, 1),
+        initial_state,
+        reverse=reverse,
+        unroll=unroll,
+        record=record,
     )
-    return jnp.swapaxes(outputs, 0, 1), final_state
+    return batch_major(recorded), final_state
 
 
-def batch_major(trace: tuple[Gates, LSTMState]) -> LayerTrace:
-    """A time-major ``(gates, states)`` record of :func:`~jaxlstm.scan.scan_cell` as a batch-major trace."""
-    gates, states = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), trace)
-    return LayerTrace(Gates(*gates), LSTMState(*states))
+def batch_major(recorded: Any) -> Any:
+    """The time-major steps recorded by :func:`~jaxlstm.scan.scan_cell`, every array (time, batch, ...) made
+    (batch, time, ...)."""
+    return jax.tree.map(lambda array: jnp.swapaxes(array, 0, 1), recorded)
 
 
 class RecurrentLayer(Protocol):
@@ -180,15 +189,8 @@ class LSTM(nnx.Module):
     def trace(self, x: Array, initial_state: LSTMState | None = None) -> LayerTrace:
         """Every gate and state over x (batch, time, in_features): the textbook loop, recording each step."""
         state = self.zero_state(x) if initial_state is None else initial_state
-        _, record = scan_cell(
-            partial(preactivation, self.params),
-            jnp.swapaxes(x, 0, 1),
-            state,
-            reverse=self.reverse,
-            unroll=self.unroll,
-            record="gates",
-        )
-        return batch_major(record)
+        gates, states = scan_lstm(self.params, x, state, reverse=self.reverse, unroll=self.unroll, record="gates")[0]
+        return LayerTrace(gates, states)
 
     def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
         """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H)."""

@@ -11,7 +11,7 @@ from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
-from jaxlstm.train import fit
+from jaxlstm.train import estimate_memory, fit
 from tests.conftest import BUNDLED
 
 
@@ -118,3 +118,19 @@ def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog, devices: int, bat
 def test_bad_training_config_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(("arch", "directions"), [("stacked", 1), ("bidirectional", 2)])
+def test_memory_estimate_counts_weights_moments_and_every_gate(arch: str, directions: int) -> None:
+    """Against the arithmetic, from Keras's parameter counts: weights, gradients and Adam's two moments are 4 x the
+    float32 parameters; the activations are the 4 gates and 2 states of every unit, step, window of a batch, layer
+    and direction; the data, every window and target."""
+    parameters = {"stacked": 71_051, "bidirectional": 202_101}[arch]
+    estimate = estimate_memory(preset(arch), TrainConfig(batch_size=32), n_windows=112, window=60)
+    assert estimate.state == 4 * parameters * 4
+    assert estimate.activations == 6 * 32 * 60 * 50 * 4 * directions * 4
+    assert estimate.data == 112 * (60 + 1) * 4
+    assert (
+        estimate_memory(preset(arch), TrainConfig(batch_size=10**6), 112, 60).activations
+        == 112 / 32 * estimate.activations
+    )
