@@ -32,6 +32,7 @@ __all__ = [
     "BUNDLED_CSV",
     "CONFIG_VERSION",
     "TUTORIAL_ROWS",
+    "BacktestConfig",
     "DataConfig",
     "ModelConfig",
     "RunConfig",
@@ -434,6 +435,41 @@ class TrainConfig(_Section):
         _validate(self)
         if self.patience is not None and self.validation_split == 0.0:
             raise ConfigError("patience needs a validation split: pass --validation-split, e.g. --validation-split 0.1")
+
+
+@dataclass(frozen=True)
+class BacktestConfig(_Section):
+    """The folds of a walk-forward backtest (:mod:`jaxlstm.backtest`) and the models trained in each.
+
+    Fold ``k`` has a cutoff, its first test day. Its model trains on the rows before the cutoff (the last
+    ``train_days`` of them, or all of them with ``expanding``), with its scaler fit on those rows only, and forecasts
+    each of its ``test_days`` test days one step ahead from the actual history before that day. The folds follow one
+    another, ``test_days`` apart: the last one ends with the data, unless ``first_cutoff`` sets where the first
+    begins.
+
+    Attributes:
+        folds: K, the number of folds.
+        test_days: D, the test days of each fold.
+        train_days: the rows each fold trains on (a rolling window), ignored with ``expanding``.
+        expanding: train each fold on every row before its cutoff.
+        first_cutoff: the first test day of the first fold, ``YYYY-MM-DD`` (None: step back from the end).
+        seeds: S, the models per fold, seeded ``seed``, ``seed + 1``, ... (``TrainConfig.seed``); the fold's
+            forecast is their mean.
+    """
+
+    folds: int = _option(5, "count", "walk-forward folds", parse=int)
+    test_days: int = _option(20, "count", "test days of each fold", parse=int)
+    train_days: int = _option(172, "count", "rows each fold trains on, before its cutoff (a rolling window)", parse=int)
+    expanding: bool = _option(False, "flag", "train each fold on every row before its cutoff instead")
+    first_cutoff: str | None = _option(
+        None, "date", "first test day of the first fold (default: the folds end with the data)", optional=True
+    )
+    seeds: int = _option(
+        5, "count", "models per fold (seeds seed, seed + 1, ...); the forecast is their mean", parse=int
+    )
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
 
 # --- the whole run -----------------------------------------------------------------------------------------------

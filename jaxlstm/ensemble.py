@@ -58,8 +58,13 @@ def fit_ensemble(
     y: np.ndarray,
     config: TrainConfig,
     seeds: Sequence[int],
+    *,
+    n_valid: Sequence[int] | None = None,
 ) -> Ensemble:
-    """Trains one model per seed on windows ``x`` (n, time, features) and targets ``y`` (n,), all at once.
+    """Trains one model per seed, all at once, on windows ``x`` (n, time, features) and targets ``y`` (n,) that
+    every model shares; or, with ``n_valid``, on data of their own: ``x`` (n_models, n, time, features), ``y``
+    (n_models, n), and model ``k`` trains on its first ``n_valid[k]`` windows only (the rest is padding), exactly
+    as :func:`~jaxlstm.train.fit` on those windows alone would (see :func:`~jaxlstm.train.make_epoch`).
 
     The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
     :func:`~jaxlstm.train.fit` does. Validation splits and early stopping are not supported here.
@@ -70,6 +75,12 @@ def fit_ensemble(
         raise ConfigError("an ensemble needs at least one seed")
     if config.validation_split or config.patience:
         raise ConfigError("fit_ensemble trains on every window: leave validation_split and patience unset")
+    own_data = n_valid is not None
+    if own_data and not (len(x) == len(y) == len(n_valid) == len(seeds) and np.ndim(x) == 4):
+        raise ConfigError(
+            f"data of their own needs x (models, n, time, features), y (models, n) and n_valid (models,) for "
+            f"{len(seeds)} models; got x {np.shape(x)}, y {np.shape(y)}, n_valid of {len(n_valid)}"
+        )
     models = [Forecaster(model_config, rngs=nnx.Rngs(seed)) for seed in seeds]
     graphdef, _ = nnx.split(models[0], nnx.Param)
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(m, nnx.Param) for m in models))
@@ -77,12 +88,16 @@ def fit_ensemble(
     opt_state = jax.vmap(optimizer.init)(params)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     mesh = model_mesh(len(seeds))
-    params, opt_state, keys = jax.device_put((params, opt_state, keys), NamedSharding(mesh, P(MODEL_AXIS)))
-    x, y = jax.device_put((np.asarray(x), np.asarray(y)), NamedSharding(mesh, P()))
+    per_model = NamedSharding(mesh, P(MODEL_AXIS))
+    params, opt_state, keys = jax.device_put((params, opt_state, keys), per_model)
+    data = (np.asarray(x), np.asarray(y), *([np.asarray(n_valid, np.int32)] if own_data else []))
+    data = jax.device_put(data, per_model if own_data else NamedSharding(mesh, P()))
 
-    epoch = make_epoch(graphdef, optimizer, len(x), config.batch_size, shuffle=config.shuffle, mesh=mesh)
-    epoch_all = jax.vmap(epoch, in_axes=(0, 0, 0, None, None), spmd_axis_name=MODEL_AXIS)
-    epoch_all, epoch_seconds = compile_ahead(epoch_all, params, opt_state, keys, x, y, donate_argnums=(0, 1))
+    n_windows = np.shape(x)[1] if own_data else len(x)
+    epoch = make_epoch(graphdef, optimizer, n_windows, config.batch_size, shuffle=config.shuffle, mesh=mesh)
+    data_axes = (0, 0, 0) if own_data else (None, None)
+    epoch_all = jax.vmap(epoch, in_axes=(0, 0, 0, *data_axes), spmd_axis_name=MODEL_AXIS)
+    epoch_all, epoch_seconds = compile_ahead(epoch_all, params, opt_state, keys, *data, donate_argnums=(0, 1))
     split_all, split_seconds = compile_ahead(jax.vmap(jax.random.split), keys)
     compile_seconds = epoch_seconds + split_seconds
     start = time.perf_counter()
@@ -90,7 +105,7 @@ def fit_ensemble(
     for index in range(config.epochs):
         pairs = split_all(keys)
         keys, epoch_keys = pairs[:, 0], pairs[:, 1]
-        params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, x, y)
+        params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, *data)
         losses.append(np.asarray(loss))
         if not np.all(np.isfinite(losses[-1])):
             bad = [seeds[k] for k in np.flatnonzero(~np.isfinite(losses[-1]))]

@@ -50,6 +50,7 @@ __all__ = [
     "make_epoch",
     "make_evaluate",
     "make_optimizer",
+    "masked_permutation",
     "split_devices",
     "training_devices",
 ]
@@ -142,6 +143,47 @@ def batch_mesh(devices: Sequence[jax.Device]) -> Mesh:
     return Mesh(np.asarray(devices), (BATCH_AXIS,))
 
 
+_UINT32_MAX = int(np.iinfo(np.uint32).max)
+
+
+def _shuffle_rounds(n: int) -> int:
+    """The sorting rounds of ``jax.random.permutation`` for ``n`` elements (a static function of ``n`` in JAX)."""
+    return int(np.ceil(3 * np.log(max(1, n)) / np.log(_UINT32_MAX)))
+
+
+def _rounds_thresholds(size: int) -> list[int]:
+    """``t[r]``, the largest n that ``jax.random.permutation`` shuffles in ``r`` rounds, for every round up to
+    ``size``'s: ``n`` takes ``sum(n > t for t in thresholds)`` rounds."""
+    thresholds = []
+    for rounds in range(_shuffle_rounds(size)):
+        low, high = 0, size  # the largest n <= size with _shuffle_rounds(n) <= rounds
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if _shuffle_rounds(middle) <= rounds else (low, middle - 1)
+        thresholds.append(low)
+    return thresholds
+
+
+def masked_permutation(key: Array, n_valid: Array, size: int) -> Array:
+    """``jax.random.permutation(key, n_valid)`` for a traced ``n_valid`` <= ``size``: indices (size,) whose first
+    ``n_valid`` entries are that permutation and whose rest are ``n_valid .. size - 1``.
+
+    It runs JAX's own algorithm (rounds of a stable sort by fresh random 32-bit keys, as many rounds as JAX uses for
+    ``n_valid`` elements) on ``size`` positions, the positions past ``n_valid`` sorting last. JAX's random bits are
+    counter-based, so the first ``n_valid`` keys of a ``size``-long draw are the keys of an ``n_valid``-long one:
+    models with different numbers of samples, padded to one shape under ``vmap``, shuffle exactly as :func:`fit`
+    shuffles each alone (tested against ``jax.random.permutation``).
+    """
+    positions = jnp.arange(size)
+    rounds = sum((n_valid > threshold).astype(jnp.int32) for threshold in _rounds_thresholds(size))
+    order = positions
+    for round_index in range(_shuffle_rounds(size)):
+        key, subkey = jax.random.split(key)
+        bits = jnp.where(positions < n_valid, jax.random.bits(subkey, (size,), jnp.uint32), np.uint32(_UINT32_MAX))
+        order = jnp.where(round_index < rounds, order[jnp.argsort(bits, stable=True)], order)
+    return order
+
+
 def make_epoch(
     graphdef: nnx.GraphDef,
     optimizer: optax.GradientTransformation,
@@ -150,15 +192,21 @@ def make_epoch(
     *,
     shuffle: bool = True,
     mesh: Mesh | None = None,
-) -> Callable[[PyTree, PyTree, Array, Array, Array], tuple[PyTree, PyTree, Array]]:
-    """Builds ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_loss)``, a pure function.
+) -> Callable[..., tuple[PyTree, PyTree, Array]]:
+    """Builds ``epoch(params, opt_state, key, x, y, n_valid=None) -> (params, opt_state, mean_loss)``, a pure
+    function.
 
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,). The batches are a fresh permutation drawn from
     ``key``; the last, partial one is padded with index 0 and masked; a ``batch_size`` above ``n_samples`` makes one
-    batch of every sample, as Keras does. Each batch is split evenly along the batch
-    axis of ``mesh`` (default: the first local device), padded with masked slots to a multiple of its size: every
-    device sums the squared errors of its share and their gradient, and one ``psum`` combines them into the batch
-    mean. Each batch, and each device's share of it, gets its own dropout key.
+    batch of every sample, as Keras does. Each batch is split evenly along the batch axis of ``mesh`` (default: the
+    first local device), padded with masked slots to a multiple of its size: every device sums the squared errors of
+    its share and their gradient, and one ``psum`` combines them into the batch mean. Each batch, and each device's
+    share of it, gets its own dropout key.
+
+    ``n_valid`` (a traced integer, e.g. one per model under ``vmap``) trains on the first ``n_valid`` samples only,
+    as an epoch built for ``n_valid`` samples would: the same permutation (:func:`masked_permutation`), the same
+    batches and dropout keys (JAX's splits are counter-based too); the batches past its last one are masked whole and
+    leave the parameters and the optimizer state untouched.
     """
     mesh = mesh or batch_mesh(jax.local_devices()[:1])
     batch_size = min(batch_size, n_samples)  # as Keras: a batch larger than the data is all of it
@@ -166,8 +214,7 @@ def make_epoch(
     shares = mesh.shape[BATCH_AXIS]
     slots = math.ceil(batch_size / shares) * shares
     position = np.arange(n_batches)[:, None] * batch_size + np.arange(slots)[None, :]
-    valid = (np.arange(slots)[None, :] < batch_size) & (position < n_samples)
-    batch_sizes = jnp.asarray(valid.sum(axis=1), jnp.float32)
+    in_batch = np.arange(slots)[None, :] < batch_size
 
     def share_loss_and_grad(
         params: PyTree, x: Array, y: Array, mask: Array, dropout_key: Array
@@ -180,6 +227,7 @@ def make_epoch(
 
         total, grads = jax.value_and_grad(squared_error)(params)
         total, grads, count = jax.lax.psum((total, grads, jnp.sum(mask)), BATCH_AXIS)
+        count = jnp.maximum(count, 1)  # a batch masked whole (past a model's n_valid) has no samples
         return total / count, jax.tree.map(lambda grad: grad / count, grads)
 
     loss_and_grad = jax.shard_map(
@@ -190,9 +238,19 @@ def make_epoch(
         check_vma=False,  # the layers start their scans from fresh zeros; the psum makes the outputs replicated
     )
 
-    def epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple[PyTree, PyTree, Array]:
+    def epoch(
+        params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array, n_valid: Array | None = None
+    ) -> tuple[PyTree, PyTree, Array]:
+        masked = n_valid is not None
+        count = n_valid if masked else n_samples
+        valid = in_batch & (position < count)
         shuffle_key, dropout_key = jax.random.split(key)
-        permutation = jax.random.permutation(shuffle_key, n_samples) if shuffle else jnp.arange(n_samples)
+        if not shuffle:
+            permutation = jnp.arange(n_samples)
+        elif masked:
+            permutation = masked_permutation(shuffle_key, n_valid, n_samples)
+        else:
+            permutation = jax.random.permutation(shuffle_key, n_samples)
         batches = (
             jnp.where(valid, permutation[np.minimum(position, n_samples - 1)], 0),
             jnp.asarray(valid),
@@ -205,11 +263,18 @@ def make_epoch(
             params, opt_state = carry
             indices, batch_mask, batch_key = batch
             loss, grads = loss_and_grad(params, x[indices], y[indices], batch_mask, batch_key)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            if masked:  # a batch with no sample must not move the weights nor Adam's moments and step count
+                keep = jnp.any(batch_mask)
+                new_params, new_opt_state = jax.tree.map(
+                    lambda new, old: jnp.where(keep, new, old), (new_params, new_opt_state), (params, opt_state)
+                )
+            return (new_params, new_opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
-        return params, opt_state, jnp.sum(losses * batch_sizes) / n_samples
+        batch_sizes = jnp.sum(valid, axis=1, dtype=jnp.float32)
+        return params, opt_state, jnp.sum(losses * batch_sizes) / count
 
     return epoch
 

@@ -1,0 +1,198 @@
+"""Walk-forward backtests: every fold and every seed trained at once, one compiled program per epoch.
+
+Fold ``k`` has a cutoff, its first test day. Its model trains on the rows before the cutoff (a rolling window of
+``train_days`` rows, or every earlier row with ``expanding``), its MinMax scalers fit on those rows only; then it
+forecasts each of its ``test_days`` test days one step ahead, from the ``window`` actual rows before that day, scaled
+with the fold's own scalers. So nothing after a cutoff reaches the fold's scalers, windows, targets or training
+(``tests/test_backtest.py`` changes the prices after a day and checks that no forecast for that day or earlier moves).
+
+The K x S models (S seeds per fold) train in one program (:func:`jaxlstm.ensemble.fit_ensemble` with data of their
+own): in expanding mode the folds have different numbers of training windows, padded to one shape with per-model
+sample masks, and model (k, s) ends where :func:`jaxlstm.train.fit` of fold k with seed s alone ends.
+
+>>> from jaxlstm.config import BacktestConfig, DataConfig
+>>> from jaxlstm.data import load_frame
+>>> data = DataConfig(window=10)
+>>> folds = make_folds(load_frame(data), data, BacktestConfig(folds=3, test_days=5, train_days=40))
+>>> [(fold.cutoff.date().isoformat(), len(fold.dataset.x_train), len(fold.dataset.x_test)) for fold in folds]
+[('2013-02-08', 30, 5), ('2013-02-15', 30, 5), ('2013-02-25', 30, 5)]
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TrainConfig
+from jaxlstm.data import Dataset, prepare_as
+from jaxlstm.ensemble import fit_ensemble
+from jaxlstm.errors import ConfigError, DataError
+from jaxlstm.evaluate import predict_prices
+
+__all__ = ["Backtest", "Fold", "make_folds", "run_backtest"]
+
+
+@dataclass(frozen=True, eq=False)
+class Fold:
+    """One fold of a walk-forward backtest.
+
+    Attributes:
+        index: k, from 0.
+        train_start: the first row it trains on.
+        cutoff: its first test day; it trains on rows before it only.
+        dataset: :func:`jaxlstm.data.prepare` of its rows, ``train_start`` to its last test day, split at the cutoff:
+            scalers fit on the training rows, training windows, and one test window per test day.
+    """
+
+    index: int
+    train_start: pd.Timestamp
+    cutoff: pd.Timestamp
+    dataset: Dataset
+
+
+def _source(frame: pd.DataFrame) -> str:
+    return str(frame.attrs.get("source", "input frame"))
+
+
+def _cutoffs(frame: pd.DataFrame, backtest: BacktestConfig) -> list[int]:
+    """The row index of each fold's first test day."""
+    n_rows, span = len(frame), backtest.folds * backtest.test_days
+    if backtest.first_cutoff is None:
+        first = n_rows - span
+        if first < 1:
+            raise DataError(
+                f"{_source(frame)}: {backtest.folds} folds of {backtest.test_days} test days need more than {span} "
+                f"rows, the data has {n_rows}; use fewer --folds or --test-days, or more data"
+            )
+    else:
+        try:
+            day = pd.Timestamp(backtest.first_cutoff)
+        except ValueError:
+            raise ConfigError(
+                f"--first-cutoff {backtest.first_cutoff!r} is not a date; write it as YYYY-MM-DD"
+            ) from None
+        first = int(np.searchsorted(frame.index, day))
+        last_day = frame.index[-1].date()
+        if first + span > n_rows:
+            raise DataError(
+                f"{_source(frame)}: {backtest.folds} folds of {backtest.test_days} test days from "
+                f"{backtest.first_cutoff} need {span} rows from there, but the data ends {n_rows - first} rows later "
+                f"({last_day}); use an earlier --first-cutoff, or fewer --folds or --test-days"
+            )
+    return [first + k * backtest.test_days for k in range(backtest.folds)]
+
+
+def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) -> list[Fold]:
+    """The folds of ``backtest`` over the rows of ``frame`` (as :func:`jaxlstm.data.load_frame` returns them), with
+    ``data``'s features, target and window (its ``split`` is replaced by each fold's cutoff).
+
+    Raises:
+        DataError: the rows cannot hold the folds, or a fold's training rows cannot hold one window.
+        ConfigError: ``first_cutoff`` is not a date.
+    """
+    folds = []
+    for index, cutoff in enumerate(_cutoffs(frame, backtest)):
+        start = 0 if backtest.expanding else cutoff - backtest.train_days
+        day = frame.index[cutoff].date()
+        if start < 0:
+            raise DataError(
+                f"{_source(frame)}: fold {index + 1} (first test day {day}) needs {backtest.train_days} training rows "
+                f"before it, but the data has {cutoff}; use a shorter --train-days, fewer --folds or --test-days, "
+                f"a later --first-cutoff, or --expanding"
+            )
+        if cutoff - start < data.window + 1:
+            raise DataError(
+                f"{_source(frame)}: fold {index + 1} (first test day {day}) trains on {cutoff - start} rows, but "
+                f"--window {data.window} needs at least {data.window + 1}; use a longer --train-days, a later "
+                f"--first-cutoff or a smaller --window"
+            )
+        rows = frame.iloc[start : cutoff + backtest.test_days]
+        dataset = prepare_as(rows, dataclasses.replace(data, split=cutoff - start))
+        folds.append(Fold(index, frame.index[start], frame.index[cutoff], dataset))
+    return folds
+
+
+@dataclass(frozen=True, eq=False)
+class Backtest:
+    """The forecasts of a walk-forward backtest, in price units.
+
+    Attributes:
+        folds: the folds, in order.
+        seeds: the seeds of each fold's models.
+        member_forecasts: (folds, seeds, test_days), each model's one-step forecasts of its fold's test days.
+        losses: (epochs, folds, seeds), each model's training loss per epoch (scaled units).
+        compile_seconds, train_seconds: where the time went (all models together).
+    """
+
+    folds: list[Fold]
+    seeds: tuple[int, ...]
+    member_forecasts: np.ndarray
+    losses: np.ndarray
+    compile_seconds: float
+    train_seconds: float
+
+    @property
+    def forecasts(self) -> np.ndarray:
+        """(folds, test_days): the ensemble's forecast, the mean over the fold's seeds."""
+        return self.member_forecasts.mean(axis=1)
+
+    @property
+    def actual(self) -> np.ndarray:
+        """(folds, test_days): the target on each test day, in price units."""
+        return np.stack([fold.dataset.test_prices for fold in self.folds])
+
+    @property
+    def persistence(self) -> np.ndarray:
+        """(folds, test_days): the persistence forecast, the target on the day before each test day."""
+        return np.stack([fold.dataset.previous_prices for fold in self.folds])
+
+    def table(self) -> pd.DataFrame:
+        """One row per test day and forecaster (each seed, then the ensemble): Date, fold, member, actual,
+        forecast, persistence."""
+        rows = []
+        for k, fold in enumerate(self.folds):
+            members = [(f"seed {seed}", self.member_forecasts[k, s]) for s, seed in enumerate(self.seeds)]
+            for member, forecast in [*members, ("ensemble", self.forecasts[k])]:
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "Date": fold.dataset.test_dates.strftime("%Y-%m-%d"),
+                            "fold": k + 1,
+                            "member": member,
+                            "actual": fold.dataset.test_prices,
+                            "forecast": forecast,
+                            "persistence": fold.dataset.previous_prices,
+                        }
+                    )
+                )
+        return pd.concat(rows, ignore_index=True)
+
+
+def run_backtest(
+    frame: pd.DataFrame, data: DataConfig, model: ModelConfig, train: TrainConfig, backtest: BacktestConfig
+) -> Backtest:
+    """Trains every fold's ``backtest.seeds`` models in one program and forecasts every fold's test days.
+
+    Fold ``k``'s model with seed ``train.seed + s`` is :func:`jaxlstm.train.fit` of
+    ``Forecaster(model, rngs=nnx.Rngs(train.seed + s))`` on the fold's training windows with that seed, trained
+    alongside the others (the windows of every fold padded to the longest, each model masked to its own).
+    """
+    folds = make_folds(frame, data, backtest)
+    seeds = tuple(train.seed + s for s in range(backtest.seeds))
+    sizes = [len(fold.dataset.x_train) for fold in folds]
+    x = np.zeros((len(folds) * len(seeds), max(sizes), *folds[0].dataset.x_train.shape[1:]), np.float32)
+    y = np.zeros(x.shape[:2], np.float32)
+    for k, fold in enumerate(folds):
+        members = slice(k * len(seeds), (k + 1) * len(seeds))
+        x[members, : sizes[k]] = fold.dataset.x_train
+        y[members, : sizes[k]] = fold.dataset.y_train
+    ensemble = fit_ensemble(model, x, y, train, seeds * len(folds), n_valid=[size for size in sizes for _ in seeds])
+    forecasts = np.stack(
+        [
+            predict_prices(member, folds[m // len(seeds)].dataset.x_test, folds[m // len(seeds)].dataset.target_scaler)
+            for m, member in enumerate(ensemble.models)
+        ]
+    ).reshape(len(folds), len(seeds), -1)
+    losses = ensemble.losses.reshape(len(ensemble.losses), len(folds), len(seeds))
+    return Backtest(folds, seeds, forecasts, losses, ensemble.compile_seconds, ensemble.train_seconds)

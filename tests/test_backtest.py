@@ -1,0 +1,143 @@
+"""The walk-forward backtest against independent oracles: JAX's own permutation, `fit` of each fold and seed alone,
+hand-computed fold geometry, and a no-look-ahead experiment on the prices themselves."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxlstm.backtest import make_folds, run_backtest
+from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
+from jaxlstm.data import load_frame, load_prices
+from jaxlstm.errors import DataError
+from jaxlstm.evaluate import predict_prices
+from jaxlstm.models import Forecaster
+from jaxlstm.train import fit, make_epoch, make_optimizer, masked_permutation
+from tests.conftest import BUNDLED
+
+DATA = DataConfig(window=10)
+MODEL = preset("vanilla", units=5)
+TRAIN = TrainConfig(epochs=2, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """The last 160 rows of the bundled GOOG prices."""
+    return load_prices(BUNDLED / "GOOG.csv").iloc[-160:]
+
+
+@pytest.mark.parametrize(("size", "counts"), [(40, [0, 1, 2, 17, 40]), (2000, [1625, 1626, 1999])])
+def test_masked_permutation_is_jaxs_permutation_of_the_valid_samples(size: int, counts: list[int]) -> None:
+    """Against jax.random.permutation itself, across JAX's one- and two-round regimes (n <= 1625 < n)."""
+    permute = jax.jit(masked_permutation, static_argnums=2)
+    for seed in range(3):
+        key = jax.random.key(seed)
+        for n in counts:
+            order = np.asarray(permute(key, jnp.int32(n), size))
+            np.testing.assert_array_equal(order[:n], np.asarray(jax.random.permutation(key, n)) if n else [])
+            np.testing.assert_array_equal(order[n:], np.arange(n, size))
+
+
+def test_a_padded_epoch_equals_the_epoch_of_its_valid_samples() -> None:
+    """Two epochs on 21 windows padded to 50 (the padding filled with garbage) end where two epochs built for the
+    21 windows end: the same permutation, batches and dropout, and the all-padding batches move nothing."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((50, 12, 1), dtype=np.float32), rng.random(50, dtype=np.float32)
+    x[21:], y[21:] = 1e3, -1e3
+    graphdef, params = nnx.split(Forecaster(MODEL, rngs=nnx.Rngs(0)), nnx.Param)
+    optimizer = make_optimizer(TRAIN)
+    exact = jax.jit(make_epoch(graphdef, optimizer, 21, 8))
+    padded = jax.jit(make_epoch(graphdef, optimizer, 50, 8))
+    state_a = state_b = (params, optimizer.init(params))
+    for epoch_key in jax.random.split(jax.random.key(4), 2):
+        *state_a, loss_a = exact(*state_a, epoch_key, x[:21], y[:21])
+        *state_b, loss_b = padded(*state_b, epoch_key, x, y, jnp.int32(21))
+        np.testing.assert_allclose(loss_b, loss_a, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+
+
+def test_fold_geometry_and_scalers_see_only_rows_before_the_cutoff(frame) -> None:
+    rolling = make_folds(frame, DATA, BacktestConfig(folds=3, test_days=7, train_days=50))
+    expanding = make_folds(frame, DATA, BacktestConfig(folds=3, test_days=7, expanding=True))
+    cutoffs = [160 - 21, 160 - 14, 160 - 7]
+    for folds, starts in ((rolling, [c - 50 for c in cutoffs]), (expanding, [0, 0, 0])):
+        for fold, cutoff, start in zip(folds, cutoffs, starts, strict=True):
+            assert (fold.cutoff, fold.train_start) == (frame.index[cutoff], frame.index[start])
+            assert len(fold.dataset.x_train) == cutoff - start - 10
+            np.testing.assert_array_equal(fold.dataset.test_dates, frame.index[cutoff : cutoff + 7])
+            training = frame["Open"].to_numpy()[start:cutoff]
+            assert fold.dataset.target_scaler.data_min_[0] == training.min()
+            assert fold.dataset.target_scaler.data_max_[0] == training.max()
+            # the window of each test day is the 10 actual rows before it, scaled with the fold's scaler
+            expected = fold.dataset.feature_scaler.transform(frame[["Open"]].to_numpy()[cutoff - 10 : cutoff])
+            np.testing.assert_allclose(fold.dataset.x_test[0, :, 0], expected[:, 0], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def expanding_backtest(frame):
+    return run_backtest(frame, DATA, MODEL, TRAIN, BacktestConfig(folds=3, test_days=7, expanding=True, seeds=2))
+
+
+def test_each_model_equals_fit_of_its_fold_and_seed_alone(expanding_backtest) -> None:
+    """Expanding folds have 129, 136 and 143 training windows, trained together under per-model masks; each
+    model's forecasts and losses equal those of `fit` on its fold with its seed, one model at a time."""
+    result = expanding_backtest
+    assert [len(fold.dataset.x_train) for fold in result.folds] == [129, 136, 143]
+    for k, fold in enumerate(result.folds):
+        for s, seed in enumerate(result.seeds):
+            alone = Forecaster(MODEL, rngs=nnx.Rngs(seed))
+            config = dataclasses.replace(TRAIN, seed=seed, devices=1)
+            history = fit(alone, fold.dataset.x_train, fold.dataset.y_train, config, progress=False)
+            np.testing.assert_allclose(result.losses[:, k, s], history.loss, rtol=1e-5)
+            forecast = predict_prices(alone, fold.dataset.x_test, fold.dataset.target_scaler)
+            np.testing.assert_allclose(result.member_forecasts[k, s], forecast, rtol=1e-5)
+    np.testing.assert_allclose(result.forecasts, result.member_forecasts.mean(axis=1))
+    table = result.table()
+    assert len(table) == 3 * 7 * 3 and set(table["member"]) == {"seed 0", "seed 1", "ensemble"}
+
+
+def test_no_forecast_sees_a_price_after_its_day(frame, expanding_backtest) -> None:
+    """Every price after the 3rd test day of fold 2 is changed: no forecast for that day or earlier moves, and the
+    later ones do (so the experiment can detect a leak)."""
+    day = expanding_backtest.folds[1].dataset.test_dates[2]
+    changed = frame.copy()
+    changed.loc[changed.index > day, :] *= 1.5
+    again = run_backtest(changed, DATA, MODEL, TRAIN, BacktestConfig(folds=3, test_days=7, expanding=True, seeds=2))
+    dates = np.stack([fold.dataset.test_dates for fold in again.folds])
+    up_to_day = dates <= day
+    assert up_to_day.sum() == 7 + 3
+    for k in range(3):
+        before, after = expanding_backtest.member_forecasts[k], again.member_forecasts[k]
+        np.testing.assert_array_equal(after[:, up_to_day[k]], before[:, up_to_day[k]])
+    assert not np.allclose(again.member_forecasts[2], expanding_backtest.member_forecasts[2])
+
+
+@pytest.mark.parametrize(
+    ("backtest", "message"),
+    [
+        (BacktestConfig(folds=30, test_days=10), "30 folds of 10 test days need more than 300 rows, the data has 160"),
+        (
+            BacktestConfig(folds=2, test_days=10, train_days=150),
+            "fold 1 (first test day 2013-02-01) needs 150 training rows before it, but the data has 140",
+        ),
+        (BacktestConfig(folds=2, test_days=5, first_cutoff="2013-02-27"), "need 10 rows from there, but the data"),
+        (BacktestConfig(folds=2, test_days=5, train_days=8), "trains on 8 rows, but --window 10 needs at least 11"),
+    ],
+)
+def test_folds_that_do_not_fit_the_data_are_refused(frame, backtest: BacktestConfig, message: str) -> None:
+    with pytest.raises(DataError) as error:
+        make_folds(frame, DATA, backtest)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_default_folds_on_the_bundled_data() -> None:
+    """The default BacktestConfig on all the bundled GOOG rows: 5 folds of 20 days, each trained on the 172 rows
+    before it (the tutorial's training rows), so 112 windows of 60 days."""
+    data = DataConfig(csv=BUNDLED / "GOOG.csv")
+    folds = make_folds(load_frame(data), data, BacktestConfig())
+    assert [len(fold.dataset.x_train) for fold in folds] == [112] * 5
+    assert all(len(fold.dataset.x_test) == 20 for fold in folds)
