@@ -1,4 +1,6 @@
-"""Predictions in price units, error metrics, and the naive "tomorrow's Open = today's Open" baseline.
+"""Predictions in price units, error metrics, the naive "tomorrow's Open = today's Open" baseline, and the
+statistics that say whether a forecaster beats it: skill and MASE, the Diebold-Mariano test with the
+Harvey-Leybourne-Newbold correction, and the Pesaran-Timmermann test of directional accuracy.
 
 >>> true = np.array([10.0, 11.0, 12.0])
 >>> m = metrics(true, np.array([10.0, 12.0, 12.0]))
@@ -7,17 +9,32 @@
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import jax
 import numpy as np
 from flax import nnx
+from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error
 from sklearn.preprocessing import MinMaxScaler
 
 from jaxlstm.data import Dataset, to_prices
 
-__all__ = ["Evaluation", "Metrics", "evaluate", "metrics", "predict_prices"]
+__all__ = [
+    "Evaluation",
+    "Metrics",
+    "TestResult",
+    "diebold_mariano",
+    "directional_accuracy",
+    "evaluate",
+    "mase",
+    "metrics",
+    "pesaran_timmermann",
+    "predict_prices",
+    "skill",
+]
 
 
 @dataclass(frozen=True)
@@ -72,3 +89,88 @@ def evaluate(model: nnx.Module, dataset: Dataset) -> Evaluation:
         model=metrics(dataset.test_prices, predictions),
         naive=metrics(dataset.test_prices, dataset.previous_prices),
     )
+
+
+# --- does it beat persistence? --------------------------------------------------------------------------------
+
+
+class TestResult(NamedTuple):
+    """A test statistic and its p-value (NaN when the statistic is undefined, e.g. two identical forecasts)."""
+
+    statistic: float
+    p_value: float
+
+
+def skill(actual: np.ndarray, forecast: np.ndarray, reference: np.ndarray) -> float:
+    """``1 - RMSE(forecast) / RMSE(reference)`` on the same days, each array (n,): above 0 beats the reference."""
+    rmse = [math.sqrt(float(np.mean((np.asarray(actual) - np.asarray(f)) ** 2))) for f in (forecast, reference)]
+    return 1.0 - rmse[0] / rmse[1]
+
+
+def mase(actual: np.ndarray, forecast: np.ndarray, training: np.ndarray) -> float:
+    """Mean absolute scaled error (Hyndman & Koehler, 2006): the forecast's MAE over the MAE of the one-step naive
+    forecast in-sample, on ``training`` (n_train,), the series the forecaster was fit on. Below 1 beats, on the
+    test days, what persistence achieved on the training days."""
+    scale = float(np.mean(np.abs(np.diff(np.asarray(training, np.float64)))))
+    return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast)))) / scale
+
+
+def diebold_mariano(
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    reference: np.ndarray,
+    *,
+    loss: Literal["squared", "absolute"] = "squared",
+    horizon: int = 1,
+) -> TestResult:
+    """The Diebold-Mariano (1995) test of equal accuracy, with the Harvey, Leybourne & Newbold (1997) correction.
+
+    ``d_t = L(actual_t - forecast_t) - L(actual_t - reference_t)``; its mean over the long-run variance (the
+    autocovariances of ``d`` up to lag ``horizon - 1``) gives DM, which HLN scale by
+    ``sqrt((n + 1 - 2h + h (h - 1) / n) / n)`` and compare with Student's t with ``n - 1`` degrees of freedom.
+    A negative statistic means ``forecast`` has the smaller loss; the p-value is two-sided.
+
+    Args:
+        actual, forecast, reference: (n,) the series and the two forecasts of it.
+        loss: ``squared`` or ``absolute`` error.
+        horizon: h, the forecast horizon (1 for one-step forecasts).
+    """
+    errors = [np.asarray(actual, np.float64) - np.asarray(f, np.float64) for f in (forecast, reference)]
+    losses = [e**2 if loss == "squared" else np.abs(e) for e in errors]
+    d = losses[0] - losses[1]
+    n = len(d)
+    centred = d - d.mean()
+    autocovariances = [float(np.dot(centred[k:], centred[: n - k])) / n for k in range(horizon)]
+    variance = autocovariances[0] + 2 * sum(autocovariances[1:])
+    if n < 2 or variance <= 0:
+        return TestResult(math.nan, math.nan)
+    statistic = d.mean() / math.sqrt(variance / n)
+    statistic *= math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    return TestResult(float(statistic), float(2 * stats.t.sf(abs(statistic), df=n - 1)))
+
+
+def directional_accuracy(actual_change: np.ndarray, predicted_change: np.ndarray) -> float:
+    """The fraction of days whose direction (up, or not up, from the day before) the forecast called right; the
+    changes (n,) are the actual one and the forecast's against the day before."""
+    return float(np.mean((np.asarray(actual_change) > 0) == (np.asarray(predicted_change) > 0)))
+
+
+def pesaran_timmermann(actual_change: np.ndarray, predicted_change: np.ndarray) -> TestResult:
+    """The Pesaran & Timmermann (1992) test of directional accuracy: does the forecast call the direction of the
+    change more often than a forecast independent of it would? Statistic ~ N(0, 1); the p-value is one-sided
+    (large statistics reject independence). Changes are (n,): actual, and the forecast's against the day before."""
+    up, called_up = np.asarray(actual_change) > 0, np.asarray(predicted_change) > 0
+    n = len(up)
+    hit = float(np.mean(up == called_up))
+    p_up, p_called = float(up.mean()), float(called_up.mean())
+    expected = p_up * p_called + (1 - p_up) * (1 - p_called)
+    variance_hit = expected * (1 - expected) / n
+    variance_expected = (
+        (2 * p_up - 1) ** 2 * p_called * (1 - p_called) / n
+        + (2 * p_called - 1) ** 2 * p_up * (1 - p_up) / n
+        + 4 * p_up * p_called * (1 - p_up) * (1 - p_called) / n**2
+    )
+    if variance_hit - variance_expected <= 0:
+        return TestResult(math.nan, math.nan)
+    statistic = (hit - expected) / math.sqrt(variance_hit - variance_expected)
+    return TestResult(statistic, float(stats.norm.sf(statistic)))
