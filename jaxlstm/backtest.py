@@ -19,6 +19,7 @@ sample masks, and model (k, s) ends where :func:`jaxlstm.train.fit` of fold k wi
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +29,17 @@ from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TrainConfig
 from jaxlstm.data import Dataset, prepare_as
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError
-from jaxlstm.evaluate import predict_prices
+from jaxlstm.evaluate import (
+    diebold_mariano,
+    directional_accuracy,
+    mase,
+    metrics,
+    pesaran_timmermann,
+    predict_prices,
+    skill,
+)
 
-__all__ = ["Backtest", "Fold", "make_folds", "run_backtest"]
+__all__ = ["Backtest", "Fold", "make_folds", "run_backtest", "scores", "summarize", "verdict"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,12 +52,14 @@ class Fold:
         cutoff: its first test day; it trains on rows before it only.
         dataset: :func:`jaxlstm.data.prepare` of its rows, ``train_start`` to its last test day, split at the cutoff:
             scalers fit on the training rows, training windows, and one test window per test day.
+        train_prices: the target on its training rows, in price units (MASE's in-sample scale).
     """
 
     index: int
     train_start: pd.Timestamp
     cutoff: pd.Timestamp
     dataset: Dataset
+    train_prices: np.ndarray  # (rows before the cutoff it trains on,) the target in price units
 
 
 def _source(frame: pd.DataFrame) -> str:
@@ -109,7 +120,8 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
             )
         rows = frame.iloc[start : cutoff + backtest.test_days]
         dataset = prepare_as(rows, dataclasses.replace(data, split=cutoff - start))
-        folds.append(Fold(index, frame.index[start], frame.index[cutoff], dataset))
+        train_prices = rows[data.target].to_numpy(np.float64)[: cutoff - start]
+        folds.append(Fold(index, frame.index[start], frame.index[cutoff], dataset, train_prices))
     return folds
 
 
@@ -170,7 +182,13 @@ class Backtest:
 
 
 def run_backtest(
-    frame: pd.DataFrame, data: DataConfig, model: ModelConfig, train: TrainConfig, backtest: BacktestConfig
+    frame: pd.DataFrame,
+    data: DataConfig,
+    model: ModelConfig,
+    train: TrainConfig,
+    backtest: BacktestConfig,
+    *,
+    progress: bool = False,
 ) -> Backtest:
     """Trains every fold's ``backtest.seeds`` models in one program and forecasts every fold's test days.
 
@@ -196,3 +214,82 @@ def run_backtest(
     ).reshape(len(folds), len(seeds), -1)
     losses = ensemble.losses.reshape(len(ensemble.losses), len(folds), len(seeds))
     return Backtest(folds, seeds, forecasts, losses, ensemble.compile_seconds, ensemble.train_seconds)
+
+
+# --- statistics -------------------------------------------------------------------------------------------------
+
+SIGNIFICANCE = 0.05
+"""The level at which the verdict calls a difference from persistence significant."""
+
+
+def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, training: np.ndarray) -> dict:
+    """Every statistic of a forecast against persistence on the same days (each array (n,), in price units;
+    ``training``, the series the forecaster was fit on, scales MASE): MSE, MAE, RMSE, MAPE of both, skill, MASE,
+    directional accuracy and the Pesaran-Timmermann test, and the Diebold-Mariano test (HLN) for squared and
+    absolute loss."""
+    ours, theirs = metrics(actual, forecast), metrics(actual, persistence)
+    actual_change, called_change = actual - persistence, forecast - persistence
+    return {
+        **ours.to_dict(),
+        "persistence": theirs.to_dict(),
+        "skill": skill(actual, forecast, persistence),
+        "mase": mase(actual, forecast, training),
+        "persistence_mase": mase(actual, persistence, training),
+        "directional_accuracy": directional_accuracy(actual_change, called_change),
+        "pesaran_timmermann": pesaran_timmermann(actual_change, called_change)._asdict(),
+        "diebold_mariano": {
+            loss: diebold_mariano(actual, forecast, persistence, loss=loss)._asdict()
+            for loss in ("squared", "absolute")
+        },
+    }
+
+
+def summarize(result: Backtest) -> dict:
+    """The statistics of a backtest, per fold and pooled over every test day (the folds do not overlap): the
+    ensemble's :func:`scores`, each seed's RMSE, and their spread."""
+    actual, persistence, forecasts = result.actual, result.persistence, result.forecasts
+    folds = []
+    for k, fold in enumerate(result.folds):
+        member_rmse = [metrics(actual[k], result.member_forecasts[k, s]).rmse for s in range(len(result.seeds))]
+        folds.append(
+            {
+                "fold": k + 1,
+                "train_start": str(fold.train_start.date()),
+                "cutoff": str(fold.cutoff.date()),
+                "test_end": str(fold.dataset.test_dates[-1].date()),
+                "train_windows": len(fold.dataset.x_train),
+                "ensemble": scores(actual[k], forecasts[k], persistence[k], fold.train_prices),
+                "member_rmse": dict(zip(map(str, result.seeds), member_rmse, strict=True)),
+            }
+        )
+    pooled_training = np.concatenate([fold.train_prices for fold in result.folds])
+    pooled_members = {
+        str(seed): metrics(actual.ravel(), result.member_forecasts[:, s].ravel()).rmse
+        for s, seed in enumerate(result.seeds)
+    }
+    pooled = scores(actual.ravel(), forecasts.ravel(), persistence.ravel(), pooled_training)
+    summary = {
+        "folds": folds,
+        "pooled": {
+            "ensemble": pooled,
+            "member_rmse": pooled_members,
+            "member_rmse_range": [min(pooled_members.values()), max(pooled_members.values())],
+        },
+        "compile_seconds": result.compile_seconds,
+        "train_seconds": result.train_seconds,
+        "models": len(result.folds) * len(result.seeds),
+    }
+    return {**summary, "verdict": verdict(pooled)}
+
+
+def verdict(pooled: dict) -> str:
+    """One line a person can act on: the ensemble's RMSE against persistence's, better or worse, and whether the
+    Diebold-Mariano test (squared loss) calls the difference significant at :data:`SIGNIFICANCE`."""
+    ours, theirs = pooled["rmse"], pooled["persistence"]["rmse"]
+    p_value = pooled["diebold_mariano"]["squared"]["p_value"]
+    word = "better" if ours < theirs else "worse" if ours > theirs else "no different"
+    if math.isnan(p_value):
+        return f"ensemble RMSE {ours:.4g} vs persistence {theirs:.4g}: {word} (Diebold-Mariano undefined)"
+    if p_value >= SIGNIFICANCE and word != "no different":
+        word += ", not significantly"
+    return f"ensemble RMSE {ours:.4g} vs persistence {theirs:.4g}: {word} (Diebold-Mariano p = {p_value:.2g})"

@@ -484,12 +484,14 @@ class RunConfig:
         model: the forecaster.
         train: how it was trained; None for a run converted from another framework's weights.
         converted_from: for a converted run, ``{"format": "keras", "path": ...}``.
+        backtest: for a walk-forward backtest (``jaxlstm backtest``), its folds and seeds.
     """
 
     data: DataConfig
     model: ModelConfig
     train: TrainConfig | None
     converted_from: dict[str, str] | None = None
+    backtest: BacktestConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned, JSON-ready content of ``config.json``."""
@@ -501,6 +503,8 @@ class RunConfig:
         }
         if self.converted_from is not None:
             content["converted_from"] = dict(self.converted_from)
+        if self.backtest is not None:
+            content["backtest"] = self.backtest.to_dict()
         return content
 
     @classmethod
@@ -518,7 +522,7 @@ class RunConfig:
                 f"{source}: configuration version {version!r}; this jaxlstm reads versions 1 to {CONFIG_VERSION}, "
                 f"upgrade jaxlstm to read it"
             )
-        known = ("data", "model", "train", "converted_from")
+        known = ("data", "model", "train", "converted_from", "backtest")
         unknown = [key for key in content if key not in known]
         if unknown:
             raise RunError(f"{source}: unknown key '{unknown[0]}'; remove it, or use the jaxlstm that wrote the run")
@@ -531,6 +535,9 @@ class RunConfig:
             model=ModelConfig.from_dict(content["model"], source=source, section="model"),
             train=None if train is None else TrainConfig.from_dict(train, source=source, section="train"),
             converted_from=content.get("converted_from"),
+            backtest=None
+            if "backtest" not in content
+            else BacktestConfig.from_dict(content["backtest"], source=source, section="backtest"),
         )
 
 

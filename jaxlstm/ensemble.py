@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
 
 from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.errors import ConfigError, TrainingError
@@ -60,11 +61,13 @@ def fit_ensemble(
     seeds: Sequence[int],
     *,
     n_valid: Sequence[int] | None = None,
+    progress: bool = False,
 ) -> Ensemble:
     """Trains one model per seed, all at once, on windows ``x`` (n, time, features) and targets ``y`` (n,) that
     every model shares; or, with ``n_valid``, on data of their own: ``x`` (n_models, n, time, features), ``y``
     (n_models, n), and model ``k`` trains on its first ``n_valid[k]`` windows only (the rest is padding), exactly
-    as :func:`~jaxlstm.train.fit` on those windows alone would (see :func:`~jaxlstm.train.make_epoch`).
+    as :func:`~jaxlstm.train.fit` on those windows alone would (see :func:`~jaxlstm.train.make_epoch`). ``progress``
+    shows a bar over the epochs.
 
     The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
     :func:`~jaxlstm.train.fit` does. Validation splits and early stopping are not supported here.
@@ -102,7 +105,7 @@ def fit_ensemble(
     compile_seconds = epoch_seconds + split_seconds
     start = time.perf_counter()
     losses = []
-    for index in range(config.epochs):
+    for index in tqdm(range(config.epochs), desc=f"train {len(seeds)} models", unit="epoch", disable=not progress):
         pairs = split_all(keys)
         keys, epoch_keys = pairs[:, 0], pairs[:, 1]
         params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, *data)

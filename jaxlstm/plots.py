@@ -18,7 +18,16 @@ from jaxlstm.fileio import atomic_path
 from jaxlstm.introspect import GateTrace
 from jaxlstm.train import History
 
-__all__ = ["plot_gate_heatmaps", "plot_gradient_flow", "plot_loss", "plot_predictions", "plot_states", "save"]
+__all__ = [
+    "plot_backtest",
+    "plot_fold_skill",
+    "plot_gate_heatmaps",
+    "plot_gradient_flow",
+    "plot_loss",
+    "plot_predictions",
+    "plot_states",
+    "save",
+]
 
 
 def save(fig: Figure, path: Path, dpi: int = 110) -> None:
@@ -160,4 +169,54 @@ def plot_gradient_flow(curves: dict[str, np.ndarray], path: Path, *, title: str)
         ax.grid(alpha=0.3, which="both")
     relative.legend(fontsize=8)
     fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_backtest(
+    dates: Sequence[pd.DatetimeIndex],
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    persistence: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    ylabel: str,
+) -> None:
+    """Two panels over every fold's test days (one entry per fold: dates (D,), arrays (folds, D)): the actual
+    series against the ensemble's forecast, fold boundaries dashed; and each day's absolute error of the forecast
+    and of persistence."""
+    fig = Figure(figsize=(11, 7), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    for k, days in enumerate(dates):
+        first = k == 0
+        top.plot(days, actual[k], color="red", label="actual" if first else None)
+        top.plot(days, forecast[k], color="blue", label="forecast (ensemble)" if first else None)
+        top.plot(
+            days, persistence[k], color="grey", linestyle="--", linewidth=1, label="persistence" if first else None
+        )
+        bottom.plot(days, np.abs(forecast[k] - actual[k]), color="blue", label="forecast" if first else None)
+        bottom.plot(days, np.abs(persistence[k] - actual[k]), color="grey", label="persistence" if first else None)
+        for ax in (top, bottom):
+            ax.axvline(days[0], color="black", linestyle=":", linewidth=0.8)
+    top.set(ylabel=ylabel, title=title)
+    bottom.set(ylabel="absolute error", xlabel="date")
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(bottom.xaxis.get_major_locator()))
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def plot_fold_skill(ensemble: np.ndarray, members: np.ndarray, path: Path, *, title: str) -> None:
+    """Skill against persistence per fold: the ensemble's (folds,) as bars, each seed's (folds, seeds) as dots."""
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    folds = np.arange(1, len(ensemble) + 1)
+    ax.bar(folds, ensemble, color="tab:blue", alpha=0.6, label="ensemble")
+    for s in range(members.shape[1]):
+        ax.scatter(folds, members[:, s], color="black", s=10, label="seeds" if s == 0 else None)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set(xlabel="fold", ylabel="skill = 1 - RMSE / RMSE(persistence)", title=title, xticks=folds)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
     save(fig, path)

@@ -26,16 +26,18 @@ import pandas as pd
 from flax import nnx, serialization
 from sklearn.preprocessing import MinMaxScaler
 
+from jaxlstm.backtest import Backtest
 from jaxlstm.config import RunConfig
 from jaxlstm.data import Dataset, prediction_windows
 from jaxlstm.errors import RunError
 from jaxlstm.evaluate import Evaluation
 from jaxlstm.fileio import RunLock, fsync_directory, write_atomic
 from jaxlstm.models import Forecaster, count_parameters
-from jaxlstm.plots import plot_loss, plot_predictions
+from jaxlstm.plots import plot_backtest, plot_fold_skill, plot_loss, plot_predictions
 from jaxlstm.train import History
 
 __all__ = [
+    "BACKTEST_FILES",
     "CHECKPOINTS_DIR",
     "CONFIG_FILE",
     "PARAMS_FILE",
@@ -46,6 +48,7 @@ __all__ = [
     "clear_run",
     "load_run",
     "run_state",
+    "save_backtest",
     "save_model",
     "save_run",
     "save_trained_run",
@@ -66,12 +69,14 @@ RUN_FILES = (
     CONFIG_FILE,  # last: its presence marks the run complete
 )
 """The files of a complete trained run, in the order they land; ``config.json`` comes last."""
+BACKTEST_FILES = ("metrics.json", "predictions.csv", "report.md", "backtest.png", "skill.png", CONFIG_FILE)
+"""The files of a complete backtest run (``jaxlstm backtest``), ``config.json`` last."""
 
 
 def _is_ours(name: str) -> bool:
     """A run file, the checkpoints, the lock, or a hidden temporary file left by a killed writer."""
     hidden_temporary = name.startswith(".") and ".tmp-" in name
-    return name in RUN_FILES or name in (CHECKPOINTS_DIR, RunLock.NAME) or hidden_temporary
+    return name in RUN_FILES or name in BACKTEST_FILES or name in (CHECKPOINTS_DIR, RunLock.NAME) or hidden_temporary
 
 
 def run_state(directory: Path) -> str:
@@ -247,6 +252,78 @@ def save_trained_run(
         )
 
     save_run(out, config, model, scalers_of(dataset), write_report)
+
+
+def _report(config: RunConfig, summary: dict) -> str:
+    """``report.md``: the settings, the pooled statistics, one row per fold, and the verdict."""
+    pooled, backtest = summary["pooled"]["ensemble"], config.backtest
+    mode = "expanding" if backtest.expanding else f"rolling {backtest.train_days} rows"
+    dm, pt = pooled["diebold_mariano"], pooled["pesaran_timmermann"]
+    low, high = summary["pooled"]["member_rmse_range"]
+    lines = [
+        f"# Walk-forward backtest: {config.data.path.name}, {config.model.arch}",
+        "",
+        f"{backtest.folds} folds of {backtest.test_days} test days ({mode}), {backtest.seeds} seeds per fold: "
+        f"{summary['models']} models trained in one program ({summary['compile_seconds']:.1f} s compilation, "
+        f"{summary['train_seconds']:.1f} s training). Target {config.data.target!r}, window {config.data.window} days; "
+        f"each fold's scaler is fit on its own training rows, and each test day is forecast one step ahead from the "
+        f"actual days before it.",
+        "",
+        f"**{summary['verdict']}**",
+        "",
+        "| pooled over every test day | ensemble | persistence |",
+        "|---|---:|---:|",
+        *(f"| {name.upper()} | {pooled[name]:.4g} | {pooled['persistence'][name]:.4g} |" for name in ("rmse", "mae")),
+        f"| MAPE % | {pooled['mape']:.3g} | {pooled['persistence']['mape']:.3g} |",
+        f"| MASE | {pooled['mase']:.3g} | {pooled['persistence_mase']:.3g} |",
+        f"| skill (1 - RMSE / RMSE of persistence) | {pooled['skill']:.3g} | 0 |",
+        f"| directional accuracy | {pooled['directional_accuracy']:.3g} (Pesaran-Timmermann {pt['statistic']:.3g}, "
+        f"p = {pt['p_value']:.2g}) | |",
+        "| Diebold-Mariano (HLN), squared / absolute loss | "
+        + " / ".join(f"{dm[loss]['statistic']:.3g} (p = {dm[loss]['p_value']:.2g})" for loss in ("squared", "absolute"))
+        + " | |",
+        f"| RMSE of single seeds, range | {low:.4g} .. {high:.4g} | |",
+        "",
+        "| fold | trains on | test days | RMSE | persistence | skill | DM p (squared) |",
+        "|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for fold in summary["folds"]:
+        scores = fold["ensemble"]
+        cells = [
+            str(fold["fold"]),
+            f"{fold['train_start']}.. ({fold['train_windows']} windows)",
+            f"{fold['cutoff']}..{fold['test_end']}",
+            f"{scores['rmse']:.4g}",
+            f"{scores['persistence']['rmse']:.4g}",
+            f"{scores['skill']:.3g}",
+            f"{scores['diebold_mariano']['squared']['p_value']:.2g}",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join([*lines, "", "![forecasts](backtest.png)", "", "![skill per fold](skill.png)", ""])
+
+
+def save_backtest(out: Path, config: RunConfig, result: Backtest, summary: dict) -> None:
+    """Writes a backtest run into the existing directory ``out``, each file atomically, ``config.json`` last:
+    ``metrics.json`` (the summary), ``predictions.csv`` (every test day and forecaster), ``report.md`` and the
+    figures. RunError when the disk refuses."""
+    target = config.data.target
+    try:
+        _write_json(out / "metrics.json", summary)
+        write_atomic(out / "predictions.csv", result.table().to_csv(index=False).encode())
+        write_atomic(out / "report.md", _report(config, summary).encode())
+        dates = [fold.dataset.test_dates for fold in result.folds]
+        title = f"{config.data.path.stem} {target}: walk-forward forecasts of the {config.model.arch} LSTM ensemble"
+        forecasts = (result.actual, result.forecasts, result.persistence)
+        plot_backtest(dates, *forecasts, out / "backtest.png", title=title, ylabel=f"{target} price")
+        persistence_rmse = np.array([[fold["ensemble"]["persistence"]["rmse"]] for fold in summary["folds"]])
+        members = 1 - np.array([list(fold["member_rmse"].values()) for fold in summary["folds"]]) / persistence_rmse
+        ensemble = np.array([fold["ensemble"]["skill"] for fold in summary["folds"]])
+        plot_fold_skill(ensemble, members, out / "skill.png", title="Skill against persistence, per fold")
+        _write_json(out / CONFIG_FILE, config.to_dict())
+    except OSError as error:
+        raise RunError(
+            f"{out}: cannot write the run ({error.strerror}); free disk space or choose another --out"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -582,9 +582,12 @@ class MemoryEstimate(NamedTuple):
         return self.state + self.activations + self.data
 
 
-def estimate_memory(config: ModelConfig, train: TrainConfig, n_windows: int, window: int) -> MemoryEstimate:
+def estimate_memory(
+    config: ModelConfig, train: TrainConfig, n_windows: int, window: int, *, models: int = 1
+) -> MemoryEstimate:
     """How much memory training ``config``'s model on ``n_windows`` windows of ``window`` days needs, computed
-    from the shapes alone (nothing is allocated: the model and its gate traces are only traced abstractly)."""
+    from the shapes alone (nothing is allocated: the model and its gate traces are only traced abstractly); with
+    ``models``, that many such models trained at once, each on windows of its own."""
     model = nnx.eval_shape(lambda: Forecaster(config, rngs=nnx.Rngs(0)))
     graphdef, variables = nnx.split(model)
     param_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -593,7 +596,8 @@ def estimate_memory(config: ModelConfig, train: TrainConfig, n_windows: int, win
     traces = jax.eval_shape(lambda v, x: [t[2:] for t in trace_gates(nnx.merge(graphdef, v), x)], variables, windows)
     activations = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(traces))
     copies = 5 if train.validation_split > 0 else 4
-    return MemoryEstimate(copies * param_bytes, activations, n_windows * (window * config.n_features + 1) * 4)
+    data = n_windows * (window * config.n_features + 1) * 4
+    return MemoryEstimate(models * copies * param_bytes, models * activations, models * data)
 
 
 def _available_memory() -> tuple[int, str]:
@@ -609,9 +613,11 @@ def _available_memory() -> tuple[int, str]:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
 
 
-def check_memory(config: ModelConfig, train: TrainConfig, n_windows: int, window: int) -> MemoryEstimate:
+def check_memory(
+    config: ModelConfig, train: TrainConfig, n_windows: int, window: int, *, models: int = 1
+) -> MemoryEstimate:
     """:func:`estimate_memory`, or ConfigError naming the estimate and what the machine has when it does not fit."""
-    needed = estimate_memory(config, train, n_windows, window)
+    needed = estimate_memory(config, train, n_windows, window, models=models)
     available, what = _available_memory()
     if needed.total > available:
         gigabytes = [value / 1e9 for value in (needed.total, needed.state, needed.activations, available)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.backtest import make_folds, run_backtest
+from jaxlstm.backtest import make_folds, run_backtest, verdict
 from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.data import load_frame, load_prices
 from jaxlstm.errors import DataError
@@ -141,3 +141,17 @@ def test_the_default_folds_on_the_bundled_data() -> None:
     folds = make_folds(load_frame(data), data, BacktestConfig())
     assert [len(fold.dataset.x_train) for fold in folds] == [112] * 5
     assert all(len(fold.dataset.x_test) == 20 for fold in folds)
+
+
+@pytest.mark.parametrize(
+    ("rmse", "p_value", "expected"),
+    [
+        (30.0, 0.01, "ensemble RMSE 30 vs persistence 33.5: better (Diebold-Mariano p = 0.01)"),
+        (41.2, 0.02, "ensemble RMSE 41.2 vs persistence 33.5: worse (Diebold-Mariano p = 0.02)"),
+        (35.0, 0.4, "ensemble RMSE 35 vs persistence 33.5: worse, not significantly (Diebold-Mariano p = 0.4)"),
+        (33.5, float("nan"), "ensemble RMSE 33.5 vs persistence 33.5: no different (Diebold-Mariano undefined)"),
+    ],
+)
+def test_the_verdict_says_better_or_worse_and_whether_it_is_significant(rmse, p_value, expected) -> None:
+    pooled = {"rmse": rmse, "persistence": {"rmse": 33.5}, "diebold_mariano": {"squared": {"p_value": p_value}}}
+    assert verdict(pooled) == expected

@@ -7,6 +7,7 @@ not one byte changed in the test's directory (so the output directory is left ab
 
 import datetime
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from flax import nnx
 from hypothesis import given, settings
@@ -24,7 +26,7 @@ from jaxlstm.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoin
 from jaxlstm.commands import main
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.models import Forecaster
-from jaxlstm.runs import RUN_FILES, save_model
+from jaxlstm.runs import BACKTEST_FILES, RUN_FILES, save_model
 from tests.conftest import ROOT
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume"
@@ -123,6 +125,15 @@ def change_devices(run: Path) -> Path:
     config["train"]["devices"] = 64
     save_checkpoint(path, state, checkpoint.meta)
     return run
+
+
+BACKTEST = ["--arch", "vanilla", "--units", "4", "--epochs", "1", "--window", "5", "--seeds", "1", "--quiet"]
+
+
+def backtest(tmp: Path, *extra: str) -> list[str]:
+    """``jaxlstm backtest`` on a valid 40-row CSV into ``tmp/out``: 2 folds of 5 days on 20 rows each by default."""
+    folds = ["--folds", "2", "--test-days", "5", "--train-days", "20"]
+    return ["backtest", "--csv", str(write_csv(tmp)), *BACKTEST, *folds, "--out", str(tmp / "out"), *extra]
 
 
 def replace_params(run: Path, arch: str, units: int) -> Path:
@@ -369,6 +380,35 @@ CATALOGUE = [
         "model-too-large-for-memory",
         lambda tmp, run: train(tmp, None, "--units", "200000"),
         "training this model needs about ",
+    ),
+    # --- backtest ----------------------------------------------------------------------------------------
+    Case(
+        "backtest-too-few-rows",
+        lambda tmp, run: backtest(tmp, "--folds", "10", "--test-days", "10"),
+        "prices.csv: 10 folds of 10 test days need more than 100 rows, the data has 40; use fewer --folds",
+    ),
+    Case(
+        "backtest-train-days-before-the-data",
+        lambda tmp, run: backtest(tmp, "--train-days", "35"),
+        "prices.csv: fold 1 (first test day 2020-02-12) needs 35 training rows before it, but the data has 30",
+    ),
+    Case(
+        "backtest-first-cutoff-too-late",
+        lambda tmp, run: backtest(tmp, "--first-cutoff", "2020-02-20"),
+        "2 folds of 5 test days from 2020-02-20 need 10 rows from there, but the data ends 4 rows later",
+    ),
+    Case(
+        "backtest-window-longer-than-training",
+        lambda tmp, run: backtest(tmp, "--train-days", "5"),
+        "fold 1 (first test day 2020-02-12) trains on 5 rows, but --window 5 needs at least 6",
+    ),
+    Case(
+        "backtest-expanding-with-train-days",
+        lambda tmp, run: backtest(tmp, "--expanding"),
+        "--expanding trains each fold on every row before its cutoff; drop --train-days",
+    ),
+    Case(
+        "backtest-zero-seeds", lambda tmp, run: backtest(tmp, "--seeds", "0"), "--seeds 0: must be a whole number >= 1"
     ),
     # --- the output directory ----------------------------------------------------------------------------
     Case(
@@ -684,3 +724,31 @@ def test_a_run_config_that_cannot_be_read_names_the_key(tmp_path: Path, tiny_run
     assert main(["predict", "--run", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxlstm: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, capsys) -> None:
+    assert main(backtest(tmp_path, "--seeds", "2")) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(
+        r"ensemble RMSE [\d.]+ vs persistence [\d.]+: (better|worse)(, not significantly)? "
+        r"\(Diebold-Mariano p = [\d.e+-]+\)",
+        lines[-1],
+    ), lines[-1]
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == set(BACKTEST_FILES)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["verdict"] == lines[-1] and metrics["models"] == 4 and len(metrics["folds"]) == 2
+    table = pd.read_csv(out / "predictions.csv")
+    assert len(table) == 2 * 5 * 3 and set(table["member"]) == {"seed 0", "seed 1", "ensemble"}
+    ensemble = table[table["member"] == "ensemble"]
+    rmse = float(np.sqrt(np.mean((ensemble["forecast"] - ensemble["actual"]) ** 2)))
+    assert metrics["pooled"]["ensemble"]["rmse"] == pytest.approx(rmse)
+    config = json.loads((out / "config.json").read_text())
+    assert config["backtest"] == {
+        "folds": 2,
+        "test_days": 5,
+        "train_days": 20,
+        "expanding": False,
+        "first_cutoff": None,
+        "seeds": 2,
+    }
