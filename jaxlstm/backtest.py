@@ -32,8 +32,8 @@ from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
     diebold_mariano,
     directional_accuracy,
-    mase,
     metrics,
+    naive_scale,
     pesaran_timmermann,
     predict_prices,
     skill,
@@ -78,8 +78,8 @@ def _cutoffs(frame: pd.DataFrame, backtest: BacktestConfig) -> list[int]:
             )
     else:
         try:
-            day = pd.Timestamp(backtest.first_cutoff)
-        except ValueError:
+            day = pd.to_datetime(backtest.first_cutoff, format="%Y-%m-%d")
+        except (ValueError, TypeError):
             raise ConfigError(
                 f"--first-cutoff {backtest.first_cutoff!r} is not a date; write it as YYYY-MM-DD"
             ) from None
@@ -198,7 +198,19 @@ def run_backtest(
     """
     folds = make_folds(frame, data, backtest)
     seeds = tuple(train.seed + s for s in range(backtest.seeds))
+    if seeds[-1] >= 2**32:
+        raise ConfigError(
+            f"--seed {train.seed} with --seeds {backtest.seeds} reaches seed {seeds[-1]}, past {2**32 - 1}; "
+            f"use a smaller --seed"
+        )
     sizes = [len(fold.dataset.x_train) for fold in folds]
+    short = [k for k, size in enumerate(sizes) if size < min(train.batch_size, max(sizes))]
+    if short:  # fit would shrink its batch to the fold's windows, which changes the dropout masks of deep stacks
+        raise ConfigError(
+            f"fold {short[0] + 1} has {sizes[short[0]]} training windows, fewer than --batch-size "
+            f"{train.batch_size}, while other folds have more; trained together, every fold needs a full batch: "
+            f"use --batch-size {sizes[short[0]]} or less, or more training rows"
+        )
     x = np.zeros((len(folds) * len(seeds), max(sizes), *folds[0].dataset.x_train.shape[1:]), np.float32)
     y = np.zeros(x.shape[:2], np.float32)
     for k, fold in enumerate(folds):
@@ -222,19 +234,21 @@ SIGNIFICANCE = 0.05
 """The level at which the verdict calls a difference from persistence significant."""
 
 
-def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, training: np.ndarray) -> dict:
+def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, scale: np.ndarray | float) -> dict:
     """Every statistic of a forecast against persistence on the same days (each array (n,), in price units;
-    ``training``, the series the forecaster was fit on, scales MASE): MSE, MAE, RMSE, MAPE of both, skill, MASE,
-    directional accuracy and the Pesaran-Timmermann test, and the Diebold-Mariano test (HLN) for squared and
-    absolute loss."""
+    ``scale``, MASE's in-sample naive MAE of the series the forecaster was fit on, one for all days or one per day):
+    MSE, MAE, RMSE, MAPE of both, skill, MASE, directional accuracy and the Pesaran-Timmermann test, and the
+    Diebold-Mariano test (HLN) for squared and absolute loss."""
     ours, theirs = metrics(actual, forecast), metrics(actual, persistence)
     actual_change, called_change = actual - persistence, forecast - persistence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = [float(np.mean(np.abs(actual - f) / scale)) for f in (forecast, persistence)]
     return {
         **ours.to_dict(),
         "persistence": theirs.to_dict(),
         "skill": skill(actual, forecast, persistence),
-        "mase": mase(actual, forecast, training),
-        "persistence_mase": mase(actual, persistence, training),
+        "mase": scaled[0],
+        "persistence_mase": scaled[1],
         "directional_accuracy": directional_accuracy(actual_change, called_change),
         "pesaran_timmermann": pesaran_timmermann(actual_change, called_change)._asdict(),
         "diebold_mariano": {
@@ -258,16 +272,17 @@ def summarize(result: Backtest) -> dict:
                 "cutoff": str(fold.cutoff.date()),
                 "test_end": str(fold.dataset.test_dates[-1].date()),
                 "train_windows": len(fold.dataset.x_train),
-                "ensemble": scores(actual[k], forecasts[k], persistence[k], fold.train_prices),
+                "ensemble": scores(actual[k], forecasts[k], persistence[k], naive_scale(fold.train_prices)),
                 "member_rmse": dict(zip(map(str, result.seeds), member_rmse, strict=True)),
             }
         )
-    pooled_training = np.concatenate([fold.train_prices for fold in result.folds])
+    fold_scales = np.array([[naive_scale(fold.train_prices)] for fold in result.folds])  # each day, its fold's
     pooled_members = {
         str(seed): metrics(actual.ravel(), result.member_forecasts[:, s].ravel()).rmse
         for s, seed in enumerate(result.seeds)
     }
-    pooled = scores(actual.ravel(), forecasts.ravel(), persistence.ravel(), pooled_training)
+    days = actual.shape[1]
+    pooled = scores(actual.ravel(), forecasts.ravel(), persistence.ravel(), np.repeat(fold_scales, days, 1).ravel())
     summary = {
         "folds": folds,
         "pooled": {

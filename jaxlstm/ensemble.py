@@ -79,6 +79,11 @@ def fit_ensemble(
     if config.validation_split or config.patience:
         raise ConfigError("fit_ensemble trains on every window: leave validation_split and patience unset")
     own_data = n_valid is not None
+    if own_data and not jax.config.jax_threefry_partitionable:
+        raise ConfigError(
+            "models with data of their own shuffle exactly as fit only with JAX's counter-based random bits; "
+            "leave jax_threefry_partitionable at its default, True"
+        )
     if own_data and not (len(x) == len(y) == len(n_valid) == len(seeds) and np.ndim(x) == 4):
         raise ConfigError(
             f"data of their own needs x (models, n, time, features), y (models, n) and n_valid (models,) for "
@@ -89,7 +94,7 @@ def fit_ensemble(
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(m, nnx.Param) for m in models))
     optimizer = make_optimizer(config)
     opt_state = jax.vmap(optimizer.init)(params)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
     mesh = model_mesh(len(seeds))
     per_model = NamedSharding(mesh, P(MODEL_AXIS))
     params, opt_state, keys = jax.device_put((params, opt_state, keys), per_model)
@@ -111,8 +116,12 @@ def fit_ensemble(
         params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, *data)
         losses.append(np.asarray(loss))
         if not np.all(np.isfinite(losses[-1])):
-            bad = [seeds[k] for k in np.flatnonzero(~np.isfinite(losses[-1]))]
-            raise TrainingError(f"the training loss of seeds {bad} stopped being finite at epoch {index + 1}")
+            bad = np.flatnonzero(~np.isfinite(losses[-1]))
+            named = ", ".join(f"{k} (seed {seeds[k]})" for k in bad)
+            raise TrainingError(
+                f"the training loss of model(s) {named} stopped being finite at epoch {index + 1}; lower --lr or "
+                f"set --clip-norm"
+            )
     train_seconds = time.perf_counter() - start
     for k, model in enumerate(models):
         nnx.update(model, jax.tree.map(lambda leaf, k=k: leaf[k], params))

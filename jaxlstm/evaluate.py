@@ -31,6 +31,7 @@ __all__ = [
     "evaluate",
     "mase",
     "metrics",
+    "naive_scale",
     "pesaran_timmermann",
     "predict_prices",
     "skill",
@@ -102,17 +103,24 @@ class TestResult(NamedTuple):
 
 
 def skill(actual: np.ndarray, forecast: np.ndarray, reference: np.ndarray) -> float:
-    """``1 - RMSE(forecast) / RMSE(reference)`` on the same days, each array (n,): above 0 beats the reference."""
-    rmse = [math.sqrt(float(np.mean((np.asarray(actual) - np.asarray(f)) ** 2))) for f in (forecast, reference)]
-    return 1.0 - rmse[0] / rmse[1]
+    """``1 - RMSE(forecast) / RMSE(reference)`` on the same days, each array (n,): above 0 beats the reference
+    (NaN or -inf when the reference is exact)."""
+    rmse = [np.sqrt(np.mean((np.asarray(actual, np.float64) - f) ** 2)) for f in (forecast, reference)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(1.0 - rmse[0] / rmse[1])
+
+
+def naive_scale(training: np.ndarray) -> float:
+    """MASE's scale: the mean absolute error of the one-step naive forecast over ``training`` (n_train,)."""
+    return float(np.mean(np.abs(np.diff(np.asarray(training, np.float64)))))
 
 
 def mase(actual: np.ndarray, forecast: np.ndarray, training: np.ndarray) -> float:
     """Mean absolute scaled error (Hyndman & Koehler, 2006): the forecast's MAE over the MAE of the one-step naive
     forecast in-sample, on ``training`` (n_train,), the series the forecaster was fit on. Below 1 beats, on the
-    test days, what persistence achieved on the training days."""
-    scale = float(np.mean(np.abs(np.diff(np.asarray(training, np.float64)))))
-    return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast)))) / scale
+    test days, what persistence achieved on the training days (inf or NaN for a flat training series)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(np.abs(np.asarray(actual, np.float64) - forecast)) / np.float64(naive_scale(training)))
 
 
 def diebold_mariano(
@@ -139,10 +147,12 @@ def diebold_mariano(
     losses = [e**2 if loss == "squared" else np.abs(e) for e in errors]
     d = losses[0] - losses[1]
     n = len(d)
+    if n < 2:
+        return TestResult(math.nan, math.nan)
     centred = d - d.mean()
     autocovariances = [float(np.dot(centred[k:], centred[: n - k])) / n for k in range(horizon)]
     variance = autocovariances[0] + 2 * sum(autocovariances[1:])
-    if n < 2 or variance <= 0:
+    if variance <= 0:
         return TestResult(math.nan, math.nan)
     statistic = d.mean() / math.sqrt(variance / n)
     statistic *= math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)

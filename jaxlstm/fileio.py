@@ -59,6 +59,16 @@ def _fsync_file(path: Path) -> None:
         os.fsync(file.fileno())
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions a new file gets from ``open`` (0o666 less the umask), or those of the file it replaces."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path`` (same suffix, so writers that choose a format by suffix work); when
@@ -73,6 +83,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
+        os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would otherwise make every file private
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
@@ -116,7 +127,11 @@ class RunLock:
             ) from None
         path = self.directory / self.NAME
         while True:  # a holder may remove the file between our open and our flock: then lock the new file
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the holder also removed the directory it had created
+                self.directory.mkdir(parents=True, exist_ok=True)
+                continue
             if not _flock(fd, fcntl.LOCK_EX, patience=0.5):
                 holder = _pid(fd)
                 os.close(fd)

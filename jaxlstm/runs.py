@@ -81,9 +81,12 @@ def _is_ours(name: str) -> bool:
 
 def run_state(directory: Path) -> str:
     """``"absent"``, ``"empty"``, ``"complete"`` (has config.json), ``"interrupted"`` (checkpoints, no config.json),
-    ``"partial"`` (only run files, e.g. a crash while the final files landed) or ``"foreign"`` (other files)."""
+    ``"partial"`` (only run files, e.g. a crash while the final files landed) or ``"foreign"`` (other files, or not
+    a directory)."""
     if not directory.exists():
         return "absent"
+    if not directory.is_dir():
+        return "foreign"
     names = {path.name for path in directory.iterdir()} - {RunLock.NAME}
     if not names:
         return "empty"
@@ -159,9 +162,20 @@ def clear_run(out: Path) -> None:
     fsync_directory(out)
 
 
+def _finite_or_null(content: Any) -> Any:
+    """``content`` with every NaN or infinity replaced by None: strict JSON has no such numbers."""
+    if isinstance(content, dict):
+        return {key: _finite_or_null(value) for key, value in content.items()}
+    if isinstance(content, list | tuple):
+        return [_finite_or_null(value) for value in content]
+    if isinstance(content, float) and not np.isfinite(content):
+        return None
+    return content
+
+
 def _write_json(path: Path, content: Any) -> None:
-    """Pretty JSON, ending with a newline, written atomically."""
-    write_atomic(path, (json.dumps(content, indent=2) + "\n").encode())
+    """Pretty, strict JSON (NaN and infinities written as null), ending with a newline, written atomically."""
+    write_atomic(path, (json.dumps(_finite_or_null(content), indent=2, allow_nan=False) + "\n").encode())
 
 
 def scalers_of(dataset: Dataset) -> dict[str, dict[str, list[float]]]:
@@ -349,25 +363,27 @@ def load_run(directory: Path) -> Run:
     or mismatched."""
     if not directory.exists():
         raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
-    name = CONFIG_FILE
-    try:
-        content = json.loads((directory / CONFIG_FILE).read_text())
-        name = SCALERS_FILE
-        scalers = json.loads((directory / SCALERS_FILE).read_text())
-        name = PARAMS_FILE
-        weights = serialization.msgpack_restore((directory / PARAMS_FILE).read_bytes())
-    except FileNotFoundError as error:
-        if run_state(directory) == "interrupted":
-            raise RunError(
-                f"{directory} is an interrupted run ({_last_checkpoint_epoch(directory)}) with no final weights yet; "
-                f"finish it with `jaxlstm train --resume {directory}`"
-            ) from None
-        raise RunError(f"{directory} is not a complete jaxlstm run: {Path(error.filename).name} is missing") from None
-    except NotADirectoryError:
-        raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
-    config = RunConfig.from_dict(content, source=str(directory / CONFIG_FILE))
+
+    def read(name: str, parse: Callable[[bytes], Any]) -> Any:
+        try:
+            return parse((directory / name).read_bytes())
+        except FileNotFoundError:
+            if run_state(directory) == "interrupted":
+                raise RunError(
+                    f"{directory} is an interrupted run ({_last_checkpoint_epoch(directory)}) with no final weights "
+                    f"yet; finish it with `jaxlstm train --resume {directory}`"
+                ) from None
+            raise RunError(f"{directory} is not a complete jaxlstm run: {name} is missing") from None
+        except NotADirectoryError:
+            raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
+
+    config = RunConfig.from_dict(read(CONFIG_FILE, json.loads), source=str(directory / CONFIG_FILE))
+    if config.backtest is not None:
+        raise RunError(f"{directory} is a backtest run: it holds no model to load; see its report.md")
+    scalers = read(SCALERS_FILE, json.loads)
+    weights = read(PARAMS_FILE, serialization.msgpack_restore)
     try:
         feature_scaler = _scaler_from_dict(scalers["features"])
         target_scaler = _scaler_from_dict(scalers["target"])

@@ -205,8 +205,10 @@ def make_epoch(
 
     ``n_valid`` (a traced integer, e.g. one per model under ``vmap``) trains on the first ``n_valid`` samples only,
     as an epoch built for ``n_valid`` samples would: the same permutation (:func:`masked_permutation`), the same
-    batches and dropout keys (JAX's splits are counter-based too); the batches past its last one are masked whole and
-    leave the parameters and the optimizer state untouched.
+    batches and dropout keys (JAX's splits are counter-based too, with ``jax_threefry_partitionable``, JAX's
+    default); the batches past its last one are masked whole and leave the parameters and the optimizer state
+    untouched. The one difference: for ``n_valid`` below ``batch_size``, an epoch built for ``n_valid`` samples
+    shrinks its batch, which draws other dropout masks in stacks of several layers.
     """
     mesh = mesh or batch_mesh(jax.local_devices()[:1])
     batch_size = min(batch_size, n_samples)  # as Keras: a batch larger than the data is all of it
@@ -620,10 +622,12 @@ def check_memory(
     needed = estimate_memory(config, train, n_windows, window, models=models)
     available, what = _available_memory()
     if needed.total > available:
-        gigabytes = [value / 1e9 for value in (needed.total, needed.state, needed.activations, available)]
+        gigabytes = [value / 1e9 for value in (needed.total, needed.state, needed.activations, needed.data, available)]
+        what_to_do = "fewer --units or --layers, or a smaller --batch-size"
+        if models > 1:
+            what_to_do = f"fewer --folds or --seeds ({models} models train at once), {what_to_do}"
         raise ConfigError(
             "training this model needs about {:.1f} GB (weights, gradients and Adam's moments {:.1f} GB, activations "
-            "{:.1f} GB) but only {:.1f} GB of {} is free; use fewer --units or --layers, or a smaller "
-            "--batch-size".format(*gigabytes, what)
+            "{:.1f} GB, data {:.1f} GB) but only {:.1f} GB of {} is free; use {}".format(*gigabytes, what, what_to_do)
         )
     return needed

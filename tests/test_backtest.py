@@ -12,7 +12,7 @@ from flax import nnx
 from jaxlstm.backtest import make_folds, run_backtest, verdict
 from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.data import load_frame, load_prices
-from jaxlstm.errors import DataError
+from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import predict_prices
 from jaxlstm.models import Forecaster
 from jaxlstm.train import fit, make_epoch, make_optimizer, masked_permutation
@@ -155,3 +155,25 @@ def test_the_default_folds_on_the_bundled_data() -> None:
 def test_the_verdict_says_better_or_worse_and_whether_it_is_significant(rmse, p_value, expected) -> None:
     pooled = {"rmse": rmse, "persistence": {"rmse": 33.5}, "diebold_mariano": {"squared": {"p_value": p_value}}}
     assert verdict(pooled) == expected
+
+
+@pytest.mark.parametrize(
+    ("train", "backtest", "message"),
+    [
+        (
+            dataclasses.replace(TRAIN, batch_size=135),
+            BacktestConfig(folds=3, test_days=7, expanding=True, seeds=1),
+            "fold 1 has 129 training windows, fewer than --batch-size 135, while other folds have more",
+        ),
+        (
+            dataclasses.replace(TRAIN, seed=2**32 - 1),
+            BacktestConfig(folds=2, test_days=7, train_days=50, seeds=2),
+            "--seed 4294967295 with --seeds 2 reaches seed 4294967296, past 4294967295",
+        ),
+        (TRAIN, BacktestConfig(folds=2, test_days=7, first_cutoff="2013"), "--first-cutoff '2013' is not a date"),
+    ],
+)
+def test_settings_that_cannot_train_together_are_refused(frame, train, backtest, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        run_backtest(frame, DATA, MODEL, train, backtest)
+    assert message in str(error.value)

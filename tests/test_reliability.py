@@ -7,6 +7,7 @@ not one byte changed in the test's directory (so the output directory is left ab
 
 import datetime
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -128,6 +129,12 @@ def change_devices(run: Path) -> Path:
 
 
 BACKTEST = ["--arch", "vanilla", "--units", "4", "--epochs", "1", "--window", "5", "--seeds", "1", "--quiet"]
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def backtest(tmp: Path, *extra: str) -> list[str]:
@@ -436,6 +443,9 @@ CATALOGUE = [
     ),
     Case("resume-missing", lambda tmp, run: ["train", "--resume", str(tmp / "nope")], "no such run directory"),
     Case(
+        "resume-a-file", lambda tmp, run: ["train", "--resume", str(write_csv(tmp))], "not a directory; pass the --out"
+    ),
+    Case(
         "resume-finished-run",
         lambda tmp, run: ["train", "--resume", str(copy_run(run, tmp))],
         "the run is complete, nothing to resume",
@@ -736,13 +746,20 @@ def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, caps
     ), lines[-1]
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} == set(BACKTEST_FILES)
-    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(path.stat().st_mode & 0o777 == 0o666 & ~current_umask() for path in out.iterdir())
+
+    def strict(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=strict)
     assert metrics["verdict"] == lines[-1] and metrics["models"] == 4 and len(metrics["folds"]) == 2
     table = pd.read_csv(out / "predictions.csv")
     assert len(table) == 2 * 5 * 3 and set(table["member"]) == {"seed 0", "seed 1", "ensemble"}
     ensemble = table[table["member"] == "ensemble"]
     rmse = float(np.sqrt(np.mean((ensemble["forecast"] - ensemble["actual"]) ** 2)))
     assert metrics["pooled"]["ensemble"]["rmse"] == pytest.approx(rmse)
+    assert main(["predict", "--run", str(out)]) == 2
+    assert "is a backtest run: it holds no model to load; see its report.md" in capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
     assert config["backtest"] == {
         "folds": 2,

@@ -83,3 +83,11 @@ def test_pesaran_timmermann_squared_is_the_chi_square_of_independence_for_large_
     table = pd.crosstab(actual > 0, called > 0).to_numpy()
     chi2 = chi2_contingency(table, correction=False)[0]
     assert statistic**2 == pytest.approx(chi2, rel=2e-3, abs=2e-3)
+
+
+def test_degenerate_inputs_give_nan_or_inf_not_exceptions() -> None:
+    """An exact reference, a flat training series, or a single day: no ZeroDivisionError, an undefined value."""
+    actual = np.array([1.0, 2.0, 3.0])
+    assert skill(actual, actual + 1, actual) == -math.inf
+    assert mase(actual, actual + 1, np.ones(10)) == math.inf
+    assert all(math.isnan(value) for value in diebold_mariano(actual[:1], actual[:1] + 1, actual[:1]))

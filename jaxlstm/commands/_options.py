@@ -17,15 +17,17 @@ def _shown(value: Any) -> str:
     )
 
 
-def add_config_options(group: Any, cls: type, names: tuple[str, ...] | None = None) -> None:
+def add_config_options(
+    group: Any, cls: type, names: tuple[str, ...] | None = None, *, helps: dict[str, str] | None = None
+) -> None:
     """Adds one option per field of the config dataclass ``cls`` (or of its fields ``names``), from the field's
-    metadata: flag, help, choices and parser. Every option defaults to None ("not given"), so that the config's own
-    default applies and ``--resume`` can tell which options were given."""
+    metadata: flag, help (or ``helps[name]``), choices and parser. Every option defaults to None ("not given"), so
+    that the config's own default applies and ``--resume`` can tell which options were given."""
     for item in dataclasses.fields(cls):
         meta = item.metadata
         if meta.get("cli") is False or (names is not None and item.name not in names):
             continue
-        help_text = meta["help"]
+        help_text = (helps or {}).get(item.name, meta["help"])
         if "(default:" not in help_text and item.default is not None:
             help_text += f" (default: {_shown(item.default)})"
         name = meta.get("flag", flag(item.name))

@@ -32,7 +32,13 @@ def add_parser(commands: Any) -> None:
         "Pesaran-Timmermann test, and the Diebold-Mariano test (Harvey-Leybourne-Newbold). Ends with a verdict.",
     )
     add_config_options(parser.add_argument_group("folds"), BacktestConfig)
-    add_config_options(parser.add_argument_group("data (default: every row of the bundled GOOG prices)"), DataConfig)
+    data_options = tuple(item.name for item in dataclasses.fields(DataConfig) if item.name != "split")  # per fold
+    add_config_options(
+        parser.add_argument_group("data (default: every row of the bundled GOOG prices)"),
+        DataConfig,
+        data_options,
+        helps={"csv": f"Yahoo daily CSV (default: bundled {BUNDLED_CSV.name}, every row)"},
+    )
     add_config_options(parser.add_argument_group("model"), ModelConfig)
     add_config_options(parser.add_argument_group("training (each model)"), TrainConfig, TRAIN_OPTIONS)
     output = parser.add_argument_group("output")
