@@ -32,6 +32,7 @@ from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
     diebold_mariano,
     directional_accuracy,
+    mase,
     metrics,
     naive_scale,
     pesaran_timmermann,
@@ -241,14 +242,12 @@ def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, sc
     Diebold-Mariano test (HLN) for squared and absolute loss."""
     ours, theirs = metrics(actual, forecast), metrics(actual, persistence)
     actual_change, called_change = actual - persistence, forecast - persistence
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = [float(np.mean(np.abs(actual - f) / scale)) for f in (forecast, persistence)]
     return {
         **ours.to_dict(),
         "persistence": theirs.to_dict(),
         "skill": skill(actual, forecast, persistence),
-        "mase": scaled[0],
-        "persistence_mase": scaled[1],
+        "mase": mase(actual, forecast, scale),
+        "persistence_mase": mase(actual, persistence, scale),
         "directional_accuracy": directional_accuracy(actual_change, called_change),
         "pesaran_timmermann": pesaran_timmermann(actual_change, called_change)._asdict(),
         "diebold_mariano": {

@@ -175,20 +175,23 @@ def prepare_as(frame: pd.DataFrame, config: DataConfig) -> Dataset:
     return prepare(frame, features=config.features, target=config.target, window=config.window, split=config.split)
 
 
-def record(config: DataConfig, frame: pd.DataFrame, dataset: Dataset) -> DataConfig:
-    """``config`` as a run records it: the CSV's absolute path, the first and last dates of ``frame`` (so the
-    same rows come back without ``last_rows``), and the SHA-256 of the training windows, which ``--resume``
-    checks to train on the very same data."""
-    digest = hashlib.sha256()
-    for array in (dataset.x_train, dataset.y_train):
-        digest.update(array.tobytes())
+def record(config: DataConfig, frame: pd.DataFrame, dataset: Dataset | None = None) -> DataConfig:
+    """``config`` as a run records it: the CSV's absolute path and the first and last dates of ``frame`` (so the
+    same rows come back without ``last_rows``); with ``dataset``, also the SHA-256 of its training windows, which
+    ``--resume`` checks to train on the very same data."""
+    digest = None
+    if dataset is not None:
+        hashed = hashlib.sha256()
+        for array in (dataset.x_train, dataset.y_train):
+            hashed.update(array.tobytes())
+        digest = hashed.hexdigest()
     return dataclasses.replace(
         config,
         csv=config.path.resolve(),
         start=str(frame.index[0].date()),
         end=str(frame.index[-1].date()),
         last_rows=None,
-        sha256=digest.hexdigest(),
+        sha256=digest,
     )
 
 

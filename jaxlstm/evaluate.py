@@ -115,12 +115,13 @@ def naive_scale(training: np.ndarray) -> float:
     return float(np.mean(np.abs(np.diff(np.asarray(training, np.float64)))))
 
 
-def mase(actual: np.ndarray, forecast: np.ndarray, training: np.ndarray) -> float:
-    """Mean absolute scaled error (Hyndman & Koehler, 2006): the forecast's MAE over the MAE of the one-step naive
-    forecast in-sample, on ``training`` (n_train,), the series the forecaster was fit on. Below 1 beats, on the
-    test days, what persistence achieved on the training days (inf or NaN for a flat training series)."""
+def mase(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray | float) -> float:
+    """Mean absolute scaled error (Hyndman & Koehler, 2006): the mean of ``|actual - forecast| / scale``, where
+    ``scale`` is :func:`naive_scale` of the series the forecaster was fit on (one for every day, or one per day when
+    the days come from forecasters fit on different series). Below 1 beats, on the test days, what persistence
+    achieved on the training days; inf or NaN for a flat training series."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.mean(np.abs(np.asarray(actual, np.float64) - forecast)) / np.float64(naive_scale(training)))
+        return float(np.mean(np.abs(np.asarray(actual, np.float64) - forecast) / np.asarray(scale, np.float64)))
 
 
 def diebold_mariano(

@@ -229,7 +229,6 @@ def make_epoch(
 
         total, grads = jax.value_and_grad(squared_error)(params)
         total, grads, count = jax.lax.psum((total, grads, jnp.sum(mask)), BATCH_AXIS)
-        count = jnp.maximum(count, 1)  # a batch masked whole (past a model's n_valid) has no samples
         return total / count, jax.tree.map(lambda grad: grad / count, grads)
 
     loss_and_grad = jax.shard_map(
@@ -267,11 +266,12 @@ def make_epoch(
             loss, grads = loss_and_grad(params, x[indices], y[indices], batch_mask, batch_key)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
-            if masked:  # a batch with no sample must not move the weights nor Adam's moments and step count
+            if masked:  # a batch with no sample (its loss 0 / 0) moves neither the weights nor Adam's state
                 keep = jnp.any(batch_mask)
                 new_params, new_opt_state = jax.tree.map(
                     lambda new, old: jnp.where(keep, new, old), (new_params, new_opt_state), (params, opt_state)
                 )
+                loss = jnp.where(keep, loss, 0.0)
             return (new_params, new_opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)

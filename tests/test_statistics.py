@@ -11,7 +11,14 @@ from dieboldmariano import dm_test
 from scipy.stats import chi2_contingency
 from utilsforecast.losses import mase as nixtla_mase
 
-from jaxlstm.evaluate import diebold_mariano, directional_accuracy, mase, pesaran_timmermann, skill
+from jaxlstm.evaluate import (
+    diebold_mariano,
+    directional_accuracy,
+    mase,
+    naive_scale,
+    pesaran_timmermann,
+    skill,
+)
 
 
 def series(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,7 +57,11 @@ def test_mase_equals_utilsforecast() -> None:
     test = pd.DataFrame({"unique_id": "s", "ds": np.arange(30), "y": actual, "model": forecast})
     train = pd.DataFrame({"unique_id": "s", "ds": np.arange(-200, 0), "y": training})
     theirs = nixtla_mase(test, ["model"], seasonality=1, train_df=train)["model"].iloc[0]
-    assert mase(actual, forecast, training) == pytest.approx(theirs, rel=1e-12)
+    assert mase(actual, forecast, naive_scale(training)) == pytest.approx(theirs, rel=1e-12)
+    # one scale per day, as the pooled backtest uses: each day divided by its own series' scale
+    per_day = np.repeat([naive_scale(training), 2 * naive_scale(training)], 15)
+    expected = np.mean(np.abs(actual - forecast) / per_day)
+    assert mase(actual, forecast, per_day) == pytest.approx(expected, rel=1e-12)
 
 
 def test_skill_by_hand() -> None:
@@ -89,5 +100,5 @@ def test_degenerate_inputs_give_nan_or_inf_not_exceptions() -> None:
     """An exact reference, a flat training series, or a single day: no ZeroDivisionError, an undefined value."""
     actual = np.array([1.0, 2.0, 3.0])
     assert skill(actual, actual + 1, actual) == -math.inf
-    assert mase(actual, actual + 1, np.ones(10)) == math.inf
+    assert mase(actual, actual + 1, naive_scale(np.ones(10))) == math.inf
     assert all(math.isnan(value) for value in diebold_mariano(actual[:1], actual[:1] + 1, actual[:1]))

@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> None:
     folds = make_folds(frame, data, backtest)
     largest = max(len(fold.dataset.x_train) for fold in folds)
     check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds)
-    recorded = dataclasses.replace(record(data, frame, folds[-1].dataset), sha256=None)  # the rows, by path and dates
-    config = RunConfig(recorded, model, train, backtest=backtest)
+    config = RunConfig(record(data, frame), model, train, backtest=backtest)
     with RunLock(args.out):
         check_destination(args.out, overwrite=args.overwrite)
         result = run_backtest(frame, data, model, train, backtest, progress=not args.quiet)

@@ -64,7 +64,7 @@ def _scalers_and_data(args: argparse.Namespace, n_features: int) -> tuple[dict[s
     if len(data.features) != n_features:
         raise ConfigError(f"--features names {len(data.features)} columns but the Keras model reads {n_features}")
     frame, dataset = load_dataset(data)
-    return scalers_of(dataset), record(data, frame, dataset)
+    return scalers_of(dataset), record(data, frame)
 
 
 def run(args: argparse.Namespace) -> None:
