@@ -6,7 +6,7 @@ from flax import nnx
 
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
-from jaxlstm.ensemble import fit_ensemble, model_mesh
+from jaxlstm.ensemble import fit_ensemble, model_layout
 from jaxlstm.models import Forecaster
 from jaxlstm.train import fit
 from tests.conftest import BUNDLED
@@ -28,8 +28,25 @@ def test_each_member_equals_its_own_fit() -> None:
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_models_are_split_evenly_over_the_devices() -> None:
+def test_models_are_spread_over_the_devices_the_same_number_on_each() -> None:
     available = len(jax.local_devices())
-    assert dict(model_mesh(2 * available).shape) == {"models": available, "batch": 1}
-    assert dict(model_mesh(1).shape) == {"models": 1, "batch": 1}
-    assert model_mesh(3).shape["models"] == (3 if available >= 3 else 1)  # never an uneven split
+    n_models = 2 * available + 1
+    layout = model_layout(n_models, models_at_once=2)
+    devices, per_device = layout.grid
+    assert devices == available and layout.slots == devices * per_device
+    assert (per_device - 1) * devices < n_models <= per_device * devices  # the fewest repeats that fill them
+    assert dict(layout.mesh.shape) == {"models": available, "batch": 1}
+    assert model_layout(1).grid == (1, 1)  # never more devices than models
+    assert model_layout(5, models_at_once=9).at_once == model_layout(5).grid[1]  # at most a device's models
+
+
+def test_an_odd_ensemble_fills_every_device_and_equals_side_by_side_training() -> None:
+    dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-100:], split=70, window=10)
+    model_config = preset("vanilla", units=5)
+    seeds = [0, 1, 2]
+    one_by_one = fit_ensemble(model_config, dataset.x_train, dataset.y_train, TrainConfig(epochs=2), seeds)
+    side_by_side = fit_ensemble(
+        model_config, dataset.x_train, dataset.y_train, TrainConfig(epochs=2), seeds, models_at_once=3
+    )
+    assert one_by_one.losses.shape == side_by_side.losses.shape == (2, 3)
+    np.testing.assert_allclose(one_by_one.losses, side_by_side.losses, rtol=1e-5)
