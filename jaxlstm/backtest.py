@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TrainConfig
-from jaxlstm.data import Dataset, prepare_as
+from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TargetTransform, TrainConfig, feature_names
+from jaxlstm.data import Dataset, from_changes, prepare_as, to_changes
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
@@ -36,7 +36,7 @@ from jaxlstm.evaluate import (
     metrics,
     naive_scale,
     pesaran_timmermann,
-    predict_prices,
+    predict_scaled,
     skill,
 )
 
@@ -52,15 +52,27 @@ class Fold:
         train_start: the first row it trains on.
         cutoff: its first test day; it trains on rows before it only.
         dataset: :func:`jaxlstm.data.prepare` of its rows, ``train_start`` to its last test day, split at the cutoff:
-            scalers fit on the training rows, training windows, and one test window per test day.
-        train_prices: the target on its training rows, in price units (MASE's in-sample scale).
+            scalers fit on the training rows, training windows, and one test window per test day. With a
+            ``target_transform`` other than ``level``, its rows are the day-over-day changes
+            (:func:`jaxlstm.data.to_changes`), so its targets are changes too.
+        transform: the ``target_transform`` its models learn.
+        train_prices: (training rows,) the target on its training rows, in price units (MASE's in-sample scale).
+        actual: (test days,) the target on each test day, in price units.
+        previous: (test days,) the target on the day before each test day, in price units (persistence).
     """
 
     index: int
     train_start: pd.Timestamp
     cutoff: pd.Timestamp
     dataset: Dataset
-    train_prices: np.ndarray  # (rows before the cutoff it trains on,) the target in price units
+    transform: TargetTransform
+    train_prices: np.ndarray
+    actual: np.ndarray
+    previous: np.ndarray
+
+    def to_prices(self, scaled: np.ndarray) -> np.ndarray:
+        """The fold's scaled forecasts (test days,) of its target in price units (test days,)."""
+        return from_changes(self.transform, self.previous, self.dataset.to_prices(scaled))
 
 
 def _source(frame: pd.DataFrame) -> str:
@@ -103,6 +115,11 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
         DataError: the rows cannot hold the folds, or a fold's training rows cannot hold one window.
         ConfigError: ``first_cutoff`` is not a date.
     """
+    prices = frame[data.target].to_numpy(np.float64)
+    shift = backtest.target_transform != "level"  # a change drops the first row: row i of it is row i + 1 of prices
+    frame = to_changes(
+        frame, list(dict.fromkeys([*feature_names(data.features), data.target])), backtest.target_transform
+    )
     folds = []
     for index, cutoff in enumerate(_cutoffs(frame, backtest)):
         start = 0 if backtest.expanding else cutoff - backtest.train_days
@@ -119,10 +136,22 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
                 f"--window {data.window} needs at least {data.window + 1}; use a longer --train-days, a later "
                 f"--first-cutoff or a smaller --window"
             )
-        rows = frame.iloc[start : cutoff + backtest.test_days]
-        dataset = prepare_as(rows, dataclasses.replace(data, split=cutoff - start))
-        train_prices = rows[data.target].to_numpy(np.float64)[: cutoff - start]
-        folds.append(Fold(index, frame.index[start], frame.index[cutoff], dataset, train_prices))
+        end = cutoff + backtest.test_days
+        dataset = prepare_as(frame.iloc[start:end], dataclasses.replace(data, split=cutoff - start))
+        train_start = frame.index[start]
+        start, cutoff, end = start + shift, cutoff + shift, end + shift  # rows of prices
+        folds.append(
+            Fold(
+                index,
+                train_start,
+                dataset.test_dates[0],
+                dataset,
+                backtest.target_transform,
+                train_prices=prices[start:cutoff],
+                actual=prices[cutoff:end],
+                previous=prices[cutoff - 1 : end - 1],
+            )
+        )
     return folds
 
 
@@ -153,12 +182,12 @@ class Backtest:
     @property
     def actual(self) -> np.ndarray:
         """(folds, test_days): the target on each test day, in price units."""
-        return np.stack([fold.dataset.test_prices for fold in self.folds])
+        return np.stack([fold.actual for fold in self.folds])
 
     @property
     def persistence(self) -> np.ndarray:
         """(folds, test_days): the persistence forecast, the target on the day before each test day."""
-        return np.stack([fold.dataset.previous_prices for fold in self.folds])
+        return np.stack([fold.previous for fold in self.folds])
 
     def table(self) -> pd.DataFrame:
         """One row per test day and forecaster (each seed, then the ensemble): Date, fold, member, actual,
@@ -173,9 +202,9 @@ class Backtest:
                             "Date": fold.dataset.test_dates.strftime("%Y-%m-%d"),
                             "fold": k + 1,
                             "member": member,
-                            "actual": fold.dataset.test_prices,
+                            "actual": fold.actual,
                             "forecast": forecast,
-                            "persistence": fold.dataset.previous_prices,
+                            "persistence": fold.previous,
                         }
                     )
                 )
@@ -221,7 +250,7 @@ def run_backtest(
     ensemble = fit_ensemble(model, x, y, train, seeds * len(folds), n_valid=[size for size in sizes for _ in seeds])
     forecasts = np.stack(
         [
-            predict_prices(member, folds[m // len(seeds)].dataset.x_test, folds[m // len(seeds)].dataset.target_scaler)
+            folds[m // len(seeds)].to_prices(predict_scaled(member, folds[m // len(seeds)].dataset.x_test))
             for m, member in enumerate(ensemble.models)
         ]
     ).reshape(len(folds), len(seeds), -1)
@@ -257,13 +286,28 @@ def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, sc
     }
 
 
+def _with_members(actual: np.ndarray, ensemble: np.ndarray, members: dict, persistence: np.ndarray, scale) -> dict:
+    """:func:`scores` of the ensemble and of each member (seed -> forecasts), and the members' spread."""
+    member_scores = {seed: scores(actual, forecast, persistence, scale) for seed, forecast in members.items()}
+    return {
+        "ensemble": scores(actual, ensemble, persistence, scale),
+        "members": member_scores,
+        "member_range": {
+            name: [min(m[name] for m in member_scores.values()), max(m[name] for m in member_scores.values())]
+            for name in ("rmse", "mae", "skill", "mase", "directional_accuracy")
+        },
+    }
+
+
 def summarize(result: Backtest) -> dict:
     """The statistics of a backtest, per fold and pooled over every test day (the folds do not overlap): the
-    ensemble's :func:`scores`, each seed's RMSE, and their spread."""
+    :func:`scores` of the ensemble and of each seed's model, and the range of the seeds' RMSE, MAE, skill, MASE and
+    directional accuracy."""
     actual, persistence, forecasts = result.actual, result.persistence, result.forecasts
+    seeds = list(map(str, result.seeds))
     folds = []
     for k, fold in enumerate(result.folds):
-        member_rmse = [metrics(actual[k], result.member_forecasts[k, s]).rmse for s in range(len(result.seeds))]
+        members = dict(zip(seeds, result.member_forecasts[k], strict=True))
         folds.append(
             {
                 "fold": k + 1,
@@ -271,29 +315,22 @@ def summarize(result: Backtest) -> dict:
                 "cutoff": str(fold.cutoff.date()),
                 "test_end": str(fold.dataset.test_dates[-1].date()),
                 "train_windows": len(fold.dataset.x_train),
-                "ensemble": scores(actual[k], forecasts[k], persistence[k], naive_scale(fold.train_prices)),
-                "member_rmse": dict(zip(map(str, result.seeds), member_rmse, strict=True)),
+                **_with_members(actual[k], forecasts[k], members, persistence[k], naive_scale(fold.train_prices)),
             }
         )
-    fold_scales = np.array([[naive_scale(fold.train_prices)] for fold in result.folds])  # each day, its fold's
-    pooled_members = {
-        str(seed): metrics(actual.ravel(), result.member_forecasts[:, s].ravel()).rmse
-        for s, seed in enumerate(result.seeds)
-    }
     days = actual.shape[1]
-    pooled = scores(actual.ravel(), forecasts.ravel(), persistence.ravel(), np.repeat(fold_scales, days, 1).ravel())
+    scales = np.repeat([naive_scale(fold.train_prices) for fold in result.folds], days)  # each day, its fold's
+    members = {seed: result.member_forecasts[:, s].ravel() for s, seed in enumerate(seeds)}
+    pooled = _with_members(actual.ravel(), forecasts.ravel(), members, persistence.ravel(), scales)
     summary = {
+        "target_transform": result.folds[0].transform,
         "folds": folds,
-        "pooled": {
-            "ensemble": pooled,
-            "member_rmse": pooled_members,
-            "member_rmse_range": [min(pooled_members.values()), max(pooled_members.values())],
-        },
+        "pooled": pooled,
         "compile_seconds": result.compile_seconds,
         "train_seconds": result.train_seconds,
         "models": len(result.folds) * len(result.seeds),
     }
-    return {**summary, "verdict": verdict(pooled)}
+    return {**summary, "verdict": verdict(pooled["ensemble"])}
 
 
 def verdict(pooled: dict) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "ARCHITECTURES",
     "BUNDLED_CSV",
     "CONFIG_VERSION",
+    "TARGET_TRANSFORMS",
     "TUTORIAL_ROWS",
     "BacktestConfig",
     "DataConfig",
@@ -57,6 +58,8 @@ MissingPolicy = Literal["error", "drop", "ffill"]
 Implementation = Literal["fused", "textbook"]
 Convolution = Literal["gemm", "xla"]
 Optimizer = Literal["adam", "keras_adam"]
+TargetTransform = Literal["level", "diff", "log-return"]
+TARGET_TRANSFORMS: tuple[str, ...] = ("level", "diff", "log-return")
 
 
 # --- one rule per kind of value -------------------------------------------------------------------------------
@@ -455,6 +458,10 @@ class BacktestConfig(_Section):
         first_cutoff: the first test day of the first fold, ``YYYY-MM-DD`` (None: step back from the end).
         seeds: S, the models per fold, seeded ``seed``, ``seed + 1``, ... (``TrainConfig.seed``); the fold's
             forecast is their mean.
+        target_transform: ``level``, the tutorial's: the models see and predict prices; ``diff`` or
+            ``log-return``: they see and predict the day-over-day changes of every feature and of the target
+            (:func:`jaxlstm.data.to_changes`), and each forecast becomes a price from the day before's actual price.
+            Forecasts are always scored in price units.
     """
 
     folds: int = _option(5, "count", "walk-forward folds", parse=int)
@@ -466,6 +473,12 @@ class BacktestConfig(_Section):
     )
     seeds: int = _option(
         5, "count", "models per fold (seeds seed, seed + 1, ...); the forecast is their mean", parse=int
+    )
+    target_transform: TargetTransform = _option(
+        "level",
+        None,
+        "what the models learn and predict: prices, or their daily diff or log-return (scored in prices)",
+        choices=TARGET_TRANSFORMS,
     )
 
     def __post_init__(self) -> None:

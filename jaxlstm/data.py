@@ -37,13 +37,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pandas.tseries.offsets import BDay
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.config import DataConfig, check_count, check_split, feature_names
+from jaxlstm.config import DataConfig, TargetTransform, check_count, check_split, feature_names
 from jaxlstm.errors import ConfigError, DataError
 
 __all__ = [
     "DEFAULT_SPLIT",
     "DEFAULT_WINDOW",
     "Dataset",
+    "from_changes",
     "load_dataset",
     "load_frame",
     "load_prices",
@@ -52,6 +53,7 @@ __all__ = [
     "prepare_as",
     "record",
     "select_dates",
+    "to_changes",
     "to_prices",
 ]
 
@@ -112,6 +114,42 @@ class Dataset:
 def to_prices(target_scaler: MinMaxScaler, scaled: np.ndarray) -> np.ndarray:
     """Scaled target values (n,) back in price units with the fitted target scaler: (n,) float64."""
     return target_scaler.inverse_transform(np.asarray(scaled, dtype=np.float64).reshape(-1, 1))[:, 0]
+
+
+def to_changes(frame: pd.DataFrame, columns: Sequence[str], transform: TargetTransform) -> pd.DataFrame:
+    """The day-over-day changes of ``columns``, one row per row of ``frame`` after its first (which has no day
+    before it): ``diff``, :math:`x_t - x_{t-1}`; ``log-return``, :math:`\\log(x_t / x_{t-1})`; ``level``, ``frame``
+    itself. Each row uses its own day and the day before only, so it leaks nothing from later days.
+
+    >>> frame = pd.DataFrame({"Open": [100.0, 110.0, 99.0]}, index=pd.date_range("2021-01-04", periods=3))
+    >>> to_changes(frame, ["Open"], "diff")["Open"].tolist()
+    [10.0, -11.0]
+
+    Raises:
+        DataError: ``log-return`` of a column with a value <= 0 (a day of zero volume, say).
+    """
+    if transform == "level":
+        return frame
+    values = _columns(frame, columns)
+    if transform == "log-return" and (values <= 0).any():
+        i, j = np.argwhere(values <= 0)[0]
+        raise DataError(
+            f"{_source(frame)}: {columns[j]} is {values[i, j]:g} on {_day(frame.index[i])}, which has no log-return; "
+            f"use --target-transform diff, or leave {columns[j]} out of --features"
+        )
+    change = np.diff(values, axis=0) if transform == "diff" else np.diff(np.log(values), axis=0)
+    changes = pd.DataFrame(change, index=frame.index[1:], columns=list(columns))
+    changes.attrs = dict(frame.attrs)
+    return changes
+
+
+def from_changes(transform: TargetTransform, previous: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Prices (n,) from the day before's ``previous`` prices (n,) and forecasts of :func:`to_changes` (n,)."""
+    if transform == "diff":
+        return previous + change
+    if transform == "log-return":
+        return previous * np.exp(change)
+    return np.asarray(change, dtype=np.float64)
 
 
 def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.DataFrame:

@@ -34,6 +34,7 @@ __all__ = [
     "naive_scale",
     "pesaran_timmermann",
     "predict_prices",
+    "predict_scaled",
     "skill",
 ]
 
@@ -73,13 +74,18 @@ def metrics(true: np.ndarray, predicted: np.ndarray) -> Metrics:
 
 
 @nnx.jit
-def _predict_scaled(model: nnx.Module, x: jax.Array) -> jax.Array:
+def _forward(model: nnx.Module, x: jax.Array) -> jax.Array:
     return model(x)
+
+
+def predict_scaled(model: nnx.Module, x: np.ndarray) -> np.ndarray:
+    """Predictions of a forecaster for windows ``x`` (n, time, features), in scaled units, (n,)."""
+    return np.asarray(_forward(model, x))
 
 
 def predict_prices(model: nnx.Module, x: np.ndarray, target_scaler: MinMaxScaler) -> np.ndarray:
     """Predictions of a forecaster for windows ``x`` (n, time, features), inverse-scaled to price units, (n,)."""
-    return to_prices(target_scaler, np.asarray(_predict_scaled(model, x)))
+    return to_prices(target_scaler, predict_scaled(model, x))
 
 
 def evaluate(model: nnx.Module, dataset: Dataset) -> Evaluation:

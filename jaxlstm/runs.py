@@ -268,18 +268,26 @@ def save_trained_run(
     save_run(out, config, model, scalers_of(dataset), write_report)
 
 
+_LEARNED = {
+    "level": "",
+    "diff": " (the models learn its daily differences, each forecast a price from the day before's actual one)",
+    "log-return": " (the models learn its daily log-returns, each forecast a price from the day before's actual one)",
+}
+
+
 def _report(config: RunConfig, summary: dict) -> str:
     """``report.md``: the settings, the pooled statistics, one row per fold, and the verdict."""
     pooled, backtest = summary["pooled"]["ensemble"], config.backtest
     mode = "expanding" if backtest.expanding else f"rolling {backtest.train_days} rows"
     dm, pt = pooled["diebold_mariano"], pooled["pesaran_timmermann"]
-    low, high = summary["pooled"]["member_rmse_range"]
+    low, high = summary["pooled"]["member_range"]["rmse"]
     lines = [
         f"# Walk-forward backtest: {config.data.path.name}, {config.model.arch}",
         "",
         f"{backtest.folds} folds of {backtest.test_days} test days ({mode}), {backtest.seeds} seeds per fold: "
         f"{summary['models']} models trained in one program ({summary['compile_seconds']:.1f} s compilation, "
-        f"{summary['train_seconds']:.1f} s training). Target {config.data.target!r}, window {config.data.window} days; "
+        f"{summary['train_seconds']:.1f} s training). Target {config.data.target!r}, window {config.data.window} days"
+        f"{_LEARNED[backtest.target_transform]}; "
         f"each fold's scaler is fit on its own training rows, and each test day is forecast one step ahead from the "
         f"actual days before it.",
         "",
@@ -297,9 +305,10 @@ def _report(config: RunConfig, summary: dict) -> str:
         + " / ".join(f"{dm[loss]['statistic']:.3g} (p = {dm[loss]['p_value']:.2g})" for loss in ("squared", "absolute"))
         + " | |",
         f"| RMSE of single seeds, range | {low:.4g} .. {high:.4g} | |",
+        "| skill of single seeds, range | {:.3g} .. {:.3g} | |".format(*summary["pooled"]["member_range"]["skill"]),
         "",
-        "| fold | trains on | test days | RMSE | persistence | skill | DM p (squared) |",
-        "|---:|---|---|---:|---:|---:|---:|",
+        "| fold | trains on | test days | RMSE | persistence | skill | skill of single seeds | DM p (squared) |",
+        "|---:|---|---|---:|---:|---:|---|---:|",
     ]
     for fold in summary["folds"]:
         scores = fold["ensemble"]
@@ -310,6 +319,7 @@ def _report(config: RunConfig, summary: dict) -> str:
             f"{scores['rmse']:.4g}",
             f"{scores['persistence']['rmse']:.4g}",
             f"{scores['skill']:.3g}",
+            "{:.3g} .. {:.3g}".format(*fold["member_range"]["skill"]),
             f"{scores['diebold_mariano']['squared']['p_value']:.2g}",
         ]
         lines.append(f"| {' | '.join(cells)} |")
@@ -329,8 +339,7 @@ def save_backtest(out: Path, config: RunConfig, result: Backtest, summary: dict)
         title = f"{config.data.path.stem} {target}: walk-forward forecasts of the {config.model.arch} LSTM ensemble"
         forecasts = (result.actual, result.forecasts, result.persistence)
         plot_backtest(dates, *forecasts, out / "backtest.png", title=title, ylabel=f"{target} price")
-        persistence_rmse = np.array([[fold["ensemble"]["persistence"]["rmse"]] for fold in summary["folds"]])
-        members = 1 - np.array([list(fold["member_rmse"].values()) for fold in summary["folds"]]) / persistence_rmse
+        members = np.array([[seed["skill"] for seed in fold["members"].values()] for fold in summary["folds"]])
         ensemble = np.array([fold["ensemble"]["skill"] for fold in summary["folds"]])
         plot_fold_skill(ensemble, members, out / "skill.png", title="Skill against persistence, per fold")
         _write_json(out / CONFIG_FILE, config.to_dict())

@@ -116,6 +116,47 @@ def test_no_forecast_sees_a_price_after_its_day(frame, expanding_backtest) -> No
     assert not np.allclose(again.member_forecasts[2], expanding_backtest.member_forecasts[2])
 
 
+@pytest.mark.parametrize("transform", ["diff", "log-return"])
+def test_a_transformed_fold_learns_daily_changes_and_scores_in_prices(frame, transform: str) -> None:
+    """The fold's windows and targets are the day-over-day changes of the CSV's own columns (computed here with
+    NumPy), scaled on the training rows; its test targets turn back into the CSV's prices."""
+    data = dataclasses.replace(DATA, features=("Open", "Close"))
+    fold = make_folds(frame, data, BacktestConfig(folds=2, test_days=5, train_days=40, target_transform=transform))[0]
+    values = frame[["Open", "Close"]].to_numpy()
+    change = np.diff(values, axis=0) if transform == "diff" else np.log(values[1:] / values[:-1])
+    cutoff = 160 - 10  # row of the first test day, in prices; change row i is price row i + 1
+    assert fold.cutoff == frame.index[cutoff] and fold.train_start == frame.index[cutoff - 40]
+    float32 = 1e-6 * np.ptp(change[:, 0])  # the targets are float32
+    targets = fold.dataset.to_prices(fold.dataset.y_train)
+    np.testing.assert_allclose(targets, change[cutoff - 1 - 30 : cutoff - 1, 0], atol=float32)
+    np.testing.assert_allclose(fold.dataset.feature_scaler.data_min_, change[cutoff - 41 : cutoff - 1].min(axis=0))
+    window = fold.dataset.feature_scaler.inverse_transform(fold.dataset.x_test[0])
+    np.testing.assert_allclose(window, change[cutoff - 11 : cutoff - 1], atol=float32)
+    np.testing.assert_allclose(fold.actual, values[cutoff : cutoff + 5, 0])
+    np.testing.assert_allclose(fold.previous, values[cutoff - 1 : cutoff + 4, 0])
+    np.testing.assert_allclose(fold.to_prices(fold.dataset.y_test), fold.actual, rtol=1e-6)
+
+
+def test_a_diff_backtest_sees_no_price_after_its_day(frame) -> None:
+    backtest = BacktestConfig(folds=2, test_days=5, train_days=60, target_transform="diff", seeds=1)
+    before = run_backtest(frame, DATA, MODEL, TRAIN, backtest)
+    day = before.folds[1].dataset.test_dates[1]
+    changed = frame.copy()
+    changed.loc[changed.index > day, :] *= 1.5
+    after = run_backtest(changed, DATA, MODEL, TRAIN, backtest)
+    np.testing.assert_array_equal(after.member_forecasts[0], before.member_forecasts[0])
+    np.testing.assert_array_equal(after.member_forecasts[1][:, :2], before.member_forecasts[1][:, :2])
+    assert not np.allclose(after.member_forecasts[1][:, 2:], before.member_forecasts[1][:, 2:])
+
+
+def test_a_log_return_of_zero_volume_is_refused(frame) -> None:
+    zero = frame.copy()
+    zero.iloc[100, zero.columns.get_loc("Volume")] = 0
+    data = dataclasses.replace(DATA, features=("Open", "Volume"))
+    with pytest.raises(DataError, match=r"Volume is 0 on .*no log-return; use --target-transform diff"):
+        make_folds(zero, data, BacktestConfig(folds=2, test_days=5, train_days=40, target_transform="log-return"))
+
+
 @pytest.mark.parametrize(
     ("backtest", "message"),
     [

@@ -417,6 +417,16 @@ CATALOGUE = [
     Case(
         "backtest-zero-seeds", lambda tmp, run: backtest(tmp, "--seeds", "0"), "--seeds 0: must be a whole number >= 1"
     ),
+    Case(
+        "backtest-log-return-of-zero",
+        lambda tmp, run: [
+            *backtest(tmp, "--features", "Open,Volume", "--target-transform", "log-return"),
+            "--csv",
+            str(write_csv(tmp, edited(12, 6, "0"))),
+        ],
+        "prices.csv: Volume is 0 on 2020-01-15, which has no log-return; use --target-transform diff, or leave "
+        "Volume out of --features",
+    ),
     # --- the output directory ----------------------------------------------------------------------------
     Case(
         "out-holds-a-finished-run",
@@ -768,4 +778,5 @@ def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, caps
         "expanding": False,
         "first_cutoff": None,
         "seeds": 2,
+        "target_transform": "level",
     }
