@@ -19,8 +19,11 @@ sample masks, and model (k, s) ends where :func:`jaxlstm.train.fit` of fold k wi
 """
 
 import dataclasses
+import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +42,9 @@ from jaxlstm.evaluate import (
     predict_scaled,
     skill,
 )
+from jaxlstm.train import TrainState
 
-__all__ = ["Backtest", "Fold", "make_folds", "run_backtest", "scores", "summarize", "verdict"]
+__all__ = ["Backtest", "Fold", "folds_digest", "make_folds", "run_backtest", "scores", "summarize", "verdict"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +159,16 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
     return folds
 
 
+def folds_digest(folds: list[Fold]) -> str:
+    """SHA-256 of every fold's windows, targets and test prices: ``backtest --resume`` checks that it trains and
+    forecasts on the very same data."""
+    hashed = hashlib.sha256()
+    for fold in folds:
+        for array in (fold.dataset.x_train, fold.dataset.y_train, fold.dataset.x_test, fold.actual, fold.previous):
+            hashed.update(np.ascontiguousarray(array).tobytes())
+    return hashed.hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class Backtest:
     """The forecasts of a walk-forward backtest, in price units.
@@ -218,13 +232,17 @@ def run_backtest(
     train: TrainConfig,
     backtest: BacktestConfig,
     *,
+    resume: TrainState | None = None,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[TrainState], Any] | None = None,
     progress: bool = False,
 ) -> Backtest:
     """Trains every fold's ``backtest.seeds`` models in one program and forecasts every fold's test days.
 
     Fold ``k``'s model with seed ``train.seed + s`` is :func:`jaxlstm.train.fit` of
     ``Forecaster(model, rngs=nnx.Rngs(train.seed + s))`` on the fold's training windows with that seed, trained
-    alongside the others (the windows of every fold padded to the longest, each model masked to its own).
+    alongside the others (the windows of every fold padded to the longest, each model masked to its own): model
+    ``k * seeds + s`` of :func:`jaxlstm.ensemble.fit_ensemble`, whose checkpoint arguments these are.
     """
     folds = make_folds(frame, data, backtest)
     seeds = tuple(train.seed + s for s in range(backtest.seeds))
@@ -247,7 +265,18 @@ def run_backtest(
         members = slice(k * len(seeds), (k + 1) * len(seeds))
         x[members, : sizes[k]] = fold.dataset.x_train
         y[members, : sizes[k]] = fold.dataset.y_train
-    ensemble = fit_ensemble(model, x, y, train, seeds * len(folds), n_valid=[size for size in sizes for _ in seeds])
+    ensemble = fit_ensemble(
+        model,
+        x,
+        y,
+        train,
+        seeds * len(folds),
+        n_valid=[size for size in sizes for _ in seeds],
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        on_checkpoint=on_checkpoint,
+        progress=progress,
+    )
     forecasts = np.stack(
         [
             folds[m // len(seeds)].to_prices(predict_scaled(member, folds[m // len(seeds)].dataset.x_test))

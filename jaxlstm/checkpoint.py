@@ -100,10 +100,16 @@ class Checkpoint:
     meta: dict[str, Any]
     payload: dict[str, Any]
 
-    def train_state(self, model: nnx.Module, config: TrainConfig) -> TrainState:
-        """The saved state, shaped like ``model``'s parameters and ``config``'s optimizer state."""
+    def train_state(self, model: nnx.Module, config: TrainConfig, *, models: int | None = None) -> TrainState:
+        """The saved state, shaped like ``model``'s parameters and ``config``'s optimizer state; with ``models``, the
+        state of an ensemble of that many such models (:func:`jaxlstm.ensemble.fit_ensemble`'s checkpoints: every
+        array with a leading models axis, one loss per model and epoch)."""
         params = nnx.state(model, nnx.Param)
-        opt_state = make_optimizer(config).init(params)
+        init = make_optimizer(config).init
+        if models is not None:
+            params = jax.tree.map(lambda leaf: np.zeros((models, *np.shape(leaf)), np.asarray(leaf).dtype), params)
+            init = jax.vmap(init)
+        opt_state = init(params)
         history = self.payload["history"]
         best = self.payload["best_params"]
         return TrainState(
@@ -112,7 +118,7 @@ class Checkpoint:
             opt_state=_unflatten(opt_state, self.payload["opt_state"], "optimizer moments", self.path),
             key=jax.random.wrap_key_data(np.asarray(self.payload["key"]), impl=self.payload["key_impl"]),
             history=History(
-                loss=[float(v) for v in history["loss"]],
+                loss=np.asarray(history["loss"], np.float64).tolist(),
                 val_loss=[float(v) for v in history["val_loss"]],
                 best_epoch=history["best_epoch"],
                 compile_seconds=float(history["compile_seconds"]),
@@ -141,7 +147,7 @@ def encode(state: TrainState, meta: dict[str, Any]) -> bytes:
         "key": np.asarray(jax.device_get(jax.random.key_data(key))),
         "key_impl": str(jax.random.key_impl(key)),
         "history": {
-            "loss": [float(v) for v in history.loss],
+            "loss": np.asarray(history.loss, np.float64),
             "val_loss": [float(v) for v in history.val_loss],
             "best_epoch": history.best_epoch,
             "compile_seconds": float(history.compile_seconds),

@@ -15,9 +15,10 @@ where that measured fastest, all at once elsewhere. Model ``k`` ends exactly whe
 (3, (2, 3))
 """
 
+import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
-from jaxlstm.train import BATCH_AXIS, compile_ahead, make_epoch, make_optimizer
+from jaxlstm.train import BATCH_AXIS, History, TrainState, compile_ahead, make_epoch, make_optimizer
 
 __all__ = ["MODEL_AXIS", "Ensemble", "ModelLayout", "fit_ensemble", "model_layout"]
 
@@ -51,15 +52,22 @@ class ModelLayout(NamedTuple):
     mesh: Mesh
 
 
-def model_layout(n_models: int, models_at_once: int | None = None) -> ModelLayout:
-    """Spreads ``n_models`` over the local devices (no more devices than models), the same number on each.
+def model_layout(n_models: int, models_at_once: int | None = None, *, devices: int | None = None) -> ModelLayout:
+    """Spreads ``n_models`` over ``devices`` local devices (default: all of them, but no more than models), the same
+    number on each.
 
     ``models_at_once`` (default: 1 on CPU, all of a device's models elsewhere) is how many of a device's models train
     side by side under ``vmap``. Measured on a 2-core CPU (docs/performance.md), ``vmap`` made a core train its
     models *slower* than one after another: small batched matmuls cost more than the same matmuls back to back. On a
     GPU, one wide step for all models is the expected win.
     """
-    devices = min(len(jax.local_devices()), n_models)
+    available = len(jax.local_devices())
+    if devices is not None and devices > available:
+        raise ConfigError(
+            f"the models were trained spread over {devices} device(s), but JAX sees {available} here; resume them "
+            f"where {devices} are available (an identical continuation needs the same count)"
+        )
+    devices = devices or min(available, n_models)
     per_device = math.ceil(n_models / devices)
     if models_at_once is None:
         models_at_once = 1 if jax.default_backend() == "cpu" else per_device
@@ -86,6 +94,9 @@ def fit_ensemble(
     *,
     n_valid: Sequence[int] | None = None,
     models_at_once: int | None = None,
+    resume: TrainState | None = None,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[TrainState], Any] | None = None,
     progress: bool = False,
 ) -> Ensemble:
     """Trains one model per seed, all at once, on windows ``x`` (n, time, features) and targets ``y`` (n,) that
@@ -96,6 +107,12 @@ def fit_ensemble(
 
     The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
     :func:`~jaxlstm.train.fit` does. Validation splits and early stopping are not supported here.
+
+    Checkpoints work as :func:`~jaxlstm.train.fit`'s: ``on_checkpoint`` gets a :class:`~jaxlstm.train.TrainState`
+    every ``checkpoint_every`` epochs and at the end, whose parameters, optimizer state and keys have a leading
+    models axis (n_models, ...), ``history.loss`` one list of n_models losses per epoch and ``history.devices`` the
+    devices the models are spread over; passed back as ``resume``, it continues the run bit for bit on the same
+    device count. A model whose loss or weights stop being finite raises :class:`~jaxlstm.errors.TrainingError`.
 
     Returns the trained models, their per-epoch training losses and the compile and training seconds.
     """
@@ -114,23 +131,32 @@ def fit_ensemble(
             f"data of their own needs x (models, n, time, features), y (models, n) and n_valid (models,) for "
             f"{len(seeds)} models; got x {np.shape(x)}, y {np.shape(y)}, n_valid of {len(n_valid)}"
         )
-    layout = model_layout(len(seeds), models_at_once)
-    padded = [*range(len(seeds)), *[len(seeds) - 1] * (layout.slots - len(seeds))]  # repeats of the last model
+    n_models = len(seeds)
+    layout = model_layout(n_models, models_at_once, devices=None if resume is None else resume.history.devices)
+    if resume is not None and resume.epoch > config.epochs:
+        raise ConfigError(f"the state to resume is at epoch {resume.epoch}, past epochs={config.epochs}")
+    padded = np.asarray([*range(n_models), *[n_models - 1] * (layout.slots - n_models)])  # the last model repeated
     models = [Forecaster(model_config, rngs=nnx.Rngs(seed)) for seed in seeds]
     graphdef, _ = nnx.split(models[0], nnx.Param)
+    optimizer = make_optimizer(config)
 
     def per_device(tree: Any) -> Any:  # (n_models, ...) -> (devices, models per device, ...)
-        return jax.tree.map(lambda leaf: leaf[np.asarray(padded)].reshape(layout.grid + leaf.shape[1:]), tree)
+        return jax.tree.map(lambda leaf: leaf[padded].reshape(layout.grid + leaf.shape[1:]), tree)
 
-    params = per_device(jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(m, nnx.Param) for m in models)))
-    optimizer = make_optimizer(config)
-    opt_state = jax.vmap(jax.vmap(optimizer.init))(params)
-    keys = per_device(jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32)))
-    per_model = NamedSharding(layout.mesh, P(MODEL_AXIS))
-    params, opt_state, keys = jax.device_put((params, opt_state, keys), per_model)
+    def per_model(tree: Any) -> Any:  # (devices, models per device, ...) -> (n_models, ...)
+        return jax.tree.map(lambda leaf: leaf.reshape((layout.slots, *leaf.shape[2:]))[:n_models], tree)
+
+    if resume is None:
+        params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(m, nnx.Param) for m in models))
+        keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+        state = TrainState(0, params, jax.vmap(optimizer.init)(params), keys, History(devices=layout.grid[0]))
+    else:
+        state = dataclasses.replace(resume, history=dataclasses.replace(resume.history, loss=list(resume.history.loss)))
+    sharding = NamedSharding(layout.mesh, P(MODEL_AXIS))
+    params, opt_state, keys = jax.device_put(per_device((state.params, state.opt_state, state.key)), sharding)
     data = (np.asarray(x), np.asarray(y), *([np.asarray(n_valid, np.int32)] if own_data else []))
     data = (
-        jax.device_put(per_device(data), per_model)
+        jax.device_put(per_device(data), sharding)
         if own_data
         else jax.device_put(data, NamedSharding(layout.mesh, P()))
     )
@@ -138,31 +164,52 @@ def fit_ensemble(
     n_windows = np.shape(x)[1] if own_data else len(x)
     epoch = make_epoch(graphdef, optimizer, n_windows, config.batch_size, shuffle=config.shuffle, mesh=layout.mesh)
 
+    def checked_epoch(*args: Any) -> tuple[Any, Any, jax.Array]:  # a model whose weights overflow: a NaN loss
+        params, opt_state, loss = epoch(*args)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]))
+        return params, opt_state, jnp.where(finite, loss, jnp.nan)
+
     def device_epoch(params: Any, opt_state: Any, keys: jax.Array, *data: jax.Array) -> tuple[Any, Any, jax.Array]:
         if own_data:
-            return jax.lax.map(lambda args: epoch(*args), (params, opt_state, keys, *data), batch_size=layout.at_once)
-        return jax.lax.map(lambda args: epoch(*args, *data), (params, opt_state, keys), batch_size=layout.at_once)
+            return jax.lax.map(lambda a: checked_epoch(*a), (params, opt_state, keys, *data), batch_size=layout.at_once)
+        return jax.lax.map(lambda a: checked_epoch(*a, *data), (params, opt_state, keys), batch_size=layout.at_once)
 
     data_axes = (0, 0, 0) if own_data else (None, None)
     epoch_all = jax.vmap(device_epoch, in_axes=(0, 0, 0, *data_axes), spmd_axis_name=MODEL_AXIS)
     epoch_all, epoch_seconds = compile_ahead(epoch_all, params, opt_state, keys, *data, donate_argnums=(0, 1))
     split_all, split_seconds = compile_ahead(jax.vmap(jax.vmap(jax.random.split)), keys)
-    compile_seconds = epoch_seconds + split_seconds
-    start = time.perf_counter()
-    losses = []
-    for index in tqdm(range(config.epochs), desc=f"train {len(seeds)} models", unit="epoch", disable=not progress):
+    state.history.compile_seconds = epoch_seconds + split_seconds
+    shown = {"desc": f"train {n_models} models", "unit": "epoch", "total": config.epochs, "initial": state.epoch}
+    clock = time.perf_counter()
+
+    def save() -> None:
+        state.params, state.opt_state, state.key = per_model((params, opt_state, keys))
+        state.history.train_seconds += time.perf_counter() - clock
+        on_checkpoint(state)
+
+    for _ in tqdm(range(state.epoch, config.epochs), disable=not progress, **shown):
         pairs = split_all(keys)
         keys, epoch_keys = pairs[:, :, 0], pairs[:, :, 1]
         params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, *data)
-        losses.append(np.asarray(loss).reshape(-1)[: len(seeds)])
-        if not np.all(np.isfinite(losses[-1])):
-            bad = np.flatnonzero(~np.isfinite(losses[-1]))
+        state.epoch += 1
+        state.history.loss.append(np.asarray(loss).reshape(-1)[:n_models].tolist())
+        if not np.all(np.isfinite(state.history.loss[-1])):
+            bad = np.flatnonzero(~np.isfinite(state.history.loss[-1]))
             named = ", ".join(f"{k} (seed {seeds[k]})" for k in bad)
             raise TrainingError(
-                f"the training loss of model(s) {named} stopped being finite at epoch {index + 1}; lower --lr or "
+                f"the training loss of model(s) {named} stopped being finite at epoch {state.epoch}; lower --lr or "
                 f"set --clip-norm"
             )
-    train_seconds = time.perf_counter() - start
+        due = bool(checkpoint_every) and state.epoch % checkpoint_every == 0 and state.epoch < config.epochs
+        if on_checkpoint is not None and due:
+            save()
+            clock = time.perf_counter()
+    state.finished = True
+    if on_checkpoint is not None:
+        save()
+    else:
+        state.history.train_seconds += time.perf_counter() - clock
     for k, model in enumerate(models):
         nnx.update(model, jax.tree.map(lambda leaf, k=k: leaf[divmod(k, layout.grid[1])], params))
-    return Ensemble(models, np.stack(losses), compile_seconds, train_seconds)
+    losses = np.asarray(state.history.loss, np.float64).reshape(-1, n_models)
+    return Ensemble(models, losses, state.history.compile_seconds, state.history.train_seconds)

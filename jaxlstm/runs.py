@@ -37,6 +37,7 @@ from jaxlstm.plots import plot_backtest, plot_fold_skill, plot_loss, plot_predic
 from jaxlstm.train import History
 
 __all__ = [
+    "BACKTEST_CHECKPOINTS_DIR",
     "BACKTEST_FILES",
     "CHECKPOINTS_DIR",
     "CONFIG_FILE",
@@ -45,7 +46,9 @@ __all__ = [
     "SCALERS_FILE",
     "Run",
     "check_destination",
+    "checkpoints_dir",
     "clear_run",
+    "interrupted_command",
     "load_run",
     "run_state",
     "save_backtest",
@@ -59,6 +62,9 @@ CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
 SCALERS_FILE = "scalers.json"
 CHECKPOINTS_DIR = "checkpoints"
+BACKTEST_CHECKPOINTS_DIR = "backtest-checkpoints"
+"""Where ``jaxlstm backtest`` keeps its checkpoints (all models of all folds in each file): a name of its own, so
+that an interrupted run says which command finishes it."""
 RUN_FILES = (
     PARAMS_FILE,
     SCALERS_FILE,
@@ -76,7 +82,8 @@ BACKTEST_FILES = ("metrics.json", "predictions.csv", "report.md", "backtest.png"
 def _is_ours(name: str) -> bool:
     """A run file, the checkpoints, the lock, or a hidden temporary file left by a killed writer."""
     hidden_temporary = name.startswith(".") and ".tmp-" in name
-    return name in RUN_FILES or name in BACKTEST_FILES or name in (CHECKPOINTS_DIR, RunLock.NAME) or hidden_temporary
+    kept = (CHECKPOINTS_DIR, BACKTEST_CHECKPOINTS_DIR, RunLock.NAME)
+    return name in RUN_FILES or name in BACKTEST_FILES or name in kept or hidden_temporary
 
 
 def run_state(directory: Path) -> str:
@@ -94,13 +101,24 @@ def run_state(directory: Path) -> str:
         return "foreign"
     if CONFIG_FILE in names:
         return "complete"
-    if CHECKPOINTS_DIR in names:
+    if CHECKPOINTS_DIR in names or BACKTEST_CHECKPOINTS_DIR in names:
         return "interrupted"
     return "partial"
 
 
+def interrupted_command(directory: Path) -> str:
+    """The command whose ``--resume`` finishes the interrupted run in ``directory``: ``train`` or ``backtest``."""
+    return "backtest" if (directory / BACKTEST_CHECKPOINTS_DIR).exists() else "train"
+
+
+def checkpoints_dir(directory: Path, command: str) -> Path:
+    """Where ``command`` (``train`` or ``backtest``) keeps the checkpoints of the run in ``directory``."""
+    return directory / (BACKTEST_CHECKPOINTS_DIR if command == "backtest" else CHECKPOINTS_DIR)
+
+
 def _last_checkpoint_epoch(directory: Path) -> str:
-    epochs = sorted(int(p.stem.split("-")[1]) for p in (directory / CHECKPOINTS_DIR).glob("epoch-*.ckpt"))
+    folder = checkpoints_dir(directory, interrupted_command(directory))
+    epochs = sorted(int(p.stem.split("-")[1]) for p in folder.glob("epoch-*.ckpt"))
     return f"checkpoint at epoch {epochs[-1]}" if epochs else "no intact checkpoint"
 
 
@@ -136,7 +154,7 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
     if state == "interrupted":
         raise RunError(
             f"{out} already holds files of an interrupted run ({_last_checkpoint_epoch(out)}); finish it with "
-            f"`jaxlstm train --resume {out}`, or choose another --out or pass --overwrite"
+            f"`jaxlstm {interrupted_command(out)} --resume {out}`, or choose another --out or pass --overwrite"
         )
     if state == "partial":
         raise RunError(f"{out} already holds files of an incomplete run; choose another --out or pass --overwrite")
@@ -380,7 +398,7 @@ def load_run(directory: Path) -> Run:
             if run_state(directory) == "interrupted":
                 raise RunError(
                     f"{directory} is an interrupted run ({_last_checkpoint_epoch(directory)}) with no final weights "
-                    f"yet; finish it with `jaxlstm train --resume {directory}`"
+                    f"yet; finish it with `jaxlstm {interrupted_command(directory)} --resume {directory}`"
                 ) from None
             raise RunError(f"{directory} is not a complete jaxlstm run: {name} is missing") from None
         except NotADirectoryError:

@@ -42,6 +42,8 @@ DOCUMENTED_ELSEWHERE = {
     "unsorted-dates",
     "training-diverges",
     "resume-damaged-newest",
+    "resume-other-command",
+    "backtest-resume-csv-changed",
     "interrupted",
     "cache-unusable",
 }
@@ -780,3 +782,45 @@ def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, caps
         "seeds": 2,
         "target_transform": "level",
     }
+
+
+def test_an_interrupted_backtest_resumes_to_the_uninterrupted_result(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C right after the epoch-2 checkpoint, `backtest --resume`: the same forecasts, bit for bit, as one run;
+    the checkpoints go once the report is written, and other commands and changed data are refused."""
+    settings = ("--epochs", "3", "--seeds", "3", "--checkpoint-every", "1")
+    assert main([*backtest(tmp_path, *settings)[:-2], "--out", str(tmp_path / "whole")]) == 0
+    save = CheckpointWriter.__call__
+
+    def save_then_interrupt(self, state):
+        save(self, state)
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CheckpointWriter, "__call__", save_then_interrupt)
+        assert main(backtest(tmp_path, *settings)) == 130
+    out = tmp_path / "out"
+    err = capsys.readouterr().err
+    assert err.endswith(f"interrupted; finish it with `jaxlstm backtest --resume {out}` (from epoch 2)\n")
+    assert [p.name for p in out.iterdir()] == ["backtest-checkpoints"]
+
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "an interrupted `jaxlstm backtest` run; finish it with `jaxlstm backtest" in capsys.readouterr().err
+    assert main(backtest(tmp_path, *settings)) == 2
+    assert f"finish it with `jaxlstm backtest --resume {out}`" in capsys.readouterr().err
+    assert main(["backtest", "--resume", str(out), "--seeds", "2"]) == 2
+    assert "--resume continues with the settings saved in the run; drop --seeds" in capsys.readouterr().err
+    csv = tmp_path / "prices.csv"
+    original = csv.read_text()
+    rows = original.splitlines()
+    csv.write_text("\n".join([*rows[:-1], rows[-1].replace(rows[-1].split(",")[1], "999", 1)]) + "\n")
+    assert main(["backtest", "--resume", str(out)]) == 2
+    assert "prices.csv changed since the backtest started" in capsys.readouterr().err
+    csv.write_text(original)
+
+    assert main(["backtest", "--resume", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(BACKTEST_FILES)
+    whole = tmp_path / "whole"
+    assert (out / "predictions.csv").read_bytes() == (whole / "predictions.csv").read_bytes()
+    ours, theirs = (json.loads((run / "metrics.json").read_text()) for run in (out, whole))
+    assert ours["pooled"] == theirs["pooled"] and ours["folds"] == theirs["folds"]

@@ -6,12 +6,23 @@ prices, 2004-2013: the tutorial's 230 rows are too few for folds that each train
 
 import argparse
 import dataclasses
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jaxlstm.commands._options import add_config_options, config_values, start_jax
-from jaxlstm.config import BUNDLED_CSV, BacktestConfig, DataConfig, ModelConfig, RunConfig, TrainConfig, preset
-from jaxlstm.errors import ConfigError
+from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
+from jaxlstm.config import (
+    BUNDLED_CSV,
+    BacktestConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    check_count,
+    preset,
+)
+from jaxlstm.errors import ConfigError, RunError
 
 __all__ = ["add_parser", "run"]
 
@@ -42,16 +53,37 @@ def add_parser(commands: Any) -> None:
     add_config_options(parser.add_argument_group("model"), ModelConfig)
     add_config_options(parser.add_argument_group("training (each model)"), TrainConfig, TRAIN_OPTIONS)
     output = parser.add_argument_group("output")
-    output.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"run directory to write (default: {DEFAULT_OUT})"
-    )
+    output.add_argument("--out", type=Path, help=f"run directory to write (default: {DEFAULT_OUT})")
     output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
+    output.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        help="save every model's state every N epochs, deleted once the run is complete (default: 10)",
+    )
+    output.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="finish an interrupted backtest directory, with the settings saved in it (no other options)",
+    )
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> None:
-    """``jaxlstm backtest``."""
+class _Setup(NamedTuple):
+    """A validated backtest, before anything is written."""
+
+    out: Path
+    config: RunConfig
+    frame: Any
+    meta: dict
+    resume: Any = None
+    overwrite: bool = False
+
+
+def _new_run(args: argparse.Namespace) -> _Setup:
+    """Checks every option, the destination, the data, the folds and the memory; writes nothing."""
     if args.expanding and args.train_days is not None:
         raise ConfigError("--expanding trains each fold on every row before its cutoff; drop --train-days")
     backtest = BacktestConfig(**config_values(args, BacktestConfig))
@@ -62,24 +94,77 @@ def run(args: argparse.Namespace) -> None:
     model = preset(model_values.pop("arch", "stacked"), n_features=len(data.features), **model_values)
     train = TrainConfig(**config_values(args, TrainConfig))
     start_jax()
-    from jaxlstm.backtest import make_folds, run_backtest, summarize
+    from jaxlstm.backtest import folds_digest, make_folds
     from jaxlstm.data import load_frame, record
-    from jaxlstm.fileio import RunLock
-    from jaxlstm.runs import check_destination, clear_run, save_backtest
+    from jaxlstm.runs import check_destination
     from jaxlstm.train import check_memory
 
-    check_destination(args.out, overwrite=args.overwrite)
+    out = args.out or DEFAULT_OUT
+    check_destination(out, overwrite=args.overwrite)
     frame = load_frame(data)
     folds = make_folds(frame, data, backtest)
     largest = max(len(fold.dataset.x_train) for fold in folds)
     check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds)
     config = RunConfig(record(data, frame), model, train, backtest=backtest)
-    with RunLock(args.out):
-        check_destination(args.out, overwrite=args.overwrite)
-        result = run_backtest(frame, data, model, train, backtest, progress=not args.quiet)
+    meta = {"config": config.to_dict(), "folds_sha256": folds_digest(folds)}
+    return _Setup(out, config, frame, meta, overwrite=args.overwrite)
+
+
+def _resumed_run(args: argparse.Namespace) -> _Setup:
+    """Reads an interrupted backtest's newest intact checkpoint and reloads its data; writes nothing."""
+    reject_settings(args, BacktestConfig, DataConfig, ModelConfig, TrainConfig)
+    start_jax()
+    from flax import nnx
+
+    from jaxlstm.backtest import folds_digest, make_folds
+    from jaxlstm.data import load_frame
+    from jaxlstm.models import Forecaster
+
+    checkpoint, config = interrupted_run(args.resume, "backtest")
+    frame = load_frame(config.data)
+    if folds_digest(make_folds(frame, config.data, config.backtest)) != checkpoint.meta.get("folds_sha256"):
+        raise RunError(
+            f"{config.data.path} changed since the backtest started (its folds from {config.data.start} differ); "
+            f"restore the file, or start a new run"
+        )
+    models = config.backtest.folds * config.backtest.seeds
+    resume = checkpoint.train_state(Forecaster(config.model, rngs=nnx.Rngs(0)), config.train, models=models)
+    return _Setup(args.resume, config, frame, checkpoint.meta, resume=resume)
+
+
+def run(args: argparse.Namespace) -> None:
+    """``jaxlstm backtest``."""
+    check_count("--checkpoint-every", args.checkpoint_every, 10)
+    setup = _resumed_run(args) if args.resume is not None else _new_run(args)
+    from jaxlstm.backtest import run_backtest, summarize
+    from jaxlstm.checkpoint import CheckpointWriter
+    from jaxlstm.fileio import RunLock
+    from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, check_destination, clear_run, save_backtest
+
+    config, out = setup.config, setup.out
+    writer = CheckpointWriter(
+        out / BACKTEST_CHECKPOINTS_DIR,
+        setup.meta,
+        before_first_write=(lambda: clear_run(out)) if setup.overwrite else None,
+    )
+    with RunLock(out):
+        if setup.resume is None:
+            check_destination(out, overwrite=setup.overwrite)  # again, now that no other process can write
+        with reporting_checkpoints(out, "backtest", writer, resumed=setup.resume is not None):
+            result = run_backtest(
+                setup.frame,
+                config.data,
+                config.model,
+                config.train,
+                config.backtest,
+                resume=setup.resume,
+                checkpoint_every=args.checkpoint_every,
+                on_checkpoint=writer,
+                progress=not args.quiet,
+            )
         summary = summarize(result)
-        clear_run(args.out)
-        save_backtest(args.out, config, result, summary)
+        save_backtest(out, config, result, summary)
+        shutil.rmtree(out / BACKTEST_CHECKPOINTS_DIR, ignore_errors=True)  # the report is the result
     print(f"{'fold':>4} {'test days':23} {'RMSE':>9} {'persistence':>11} {'skill':>7}")
     for fold in summary["folds"]:
         scores, days = fold["ensemble"], f"{fold['cutoff']}..{fold['test_end']}"
@@ -88,6 +173,6 @@ def run(args: argparse.Namespace) -> None:
     pooled, seconds = summary["pooled"]["ensemble"], (summary["compile_seconds"], summary["train_seconds"])
     print(
         f"{summary['models']} models: compile {seconds[0]:.1f} s, train {seconds[1]:.1f} s; MASE {pooled['mase']:.3g}, "
-        f"directional accuracy {pooled['directional_accuracy']:.3g}; wrote {args.out}/"
+        f"directional accuracy {pooled['directional_accuracy']:.3g}; wrote {out}/"
     )
     print(summary["verdict"])

@@ -7,14 +7,13 @@ and the memory the model needs. Training then holds the run directory's lock, wr
 
 import argparse
 import dataclasses
-import sys
-import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxlstm.commands._options import add_config_options, config_values, option_flags, start_jax
+from jaxlstm.commands._options import add_config_options, config_values, start_jax
+from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
 from jaxlstm.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_count, preset
-from jaxlstm.errors import ConfigError, RunError, TrainingError
+from jaxlstm.errors import RunError
 
 __all__ = ["add_parser", "run"]
 
@@ -89,33 +88,18 @@ def _new_run(args: argparse.Namespace) -> _Setup:
 
 def _resumed_run(args: argparse.Namespace) -> _Setup:
     """Reads an interrupted run's newest intact checkpoint and reloads its data; writes nothing."""
-    given = option_flags(args, DataConfig, ModelConfig, TrainConfig)
-    given += [name for name in ("--out", "--overwrite") if getattr(args, name[2:])]
-    if given:
-        raise ConfigError(
-            f"--resume continues with the settings saved in the run; drop {', '.join(given)} "
-            f"(only --quiet and --checkpoint-every go with --resume)"
-        )
+    reject_settings(args, DataConfig, ModelConfig, TrainConfig)
     out = args.resume
     start_jax()
     from flax import nnx
 
-    from jaxlstm.checkpoint import latest_checkpoint
     from jaxlstm.data import load_dataset, record
     from jaxlstm.models import Forecaster
-    from jaxlstm.runs import CHECKPOINTS_DIR, run_state, scalers_of
+    from jaxlstm.runs import scalers_of
 
-    state = run_state(out)
-    if state == "absent":
-        raise RunError(f"--resume {out}: no such run directory; pass the --out of the interrupted run")
-    if not out.is_dir():
-        raise RunError(f"--resume {out}: not a directory; pass the --out of the interrupted run")
-    if state == "complete":
-        raise RunError(f"--resume {out}: the run is complete, nothing to resume; use `jaxlstm predict --run {out}`")
-    checkpoint = latest_checkpoint(out / CHECKPOINTS_DIR, warn=lambda message: warnings.warn(message, stacklevel=2))
-    config = RunConfig.from_dict(checkpoint.meta.get("config"), source=str(checkpoint.path))
-    if config.train is None or "scalers" not in checkpoint.meta:
-        raise RunError(f"{checkpoint.path}: its saved settings lack the training options; start a new run")
+    checkpoint, config = interrupted_run(out, "train")
+    if "scalers" not in checkpoint.meta:
+        raise RunError(f"{checkpoint.path}: its saved settings lack the scalers; start a new run")
     frame, dataset = load_dataset(config.data)
     if (
         record(config.data, frame, dataset).sha256 != config.data.sha256
@@ -130,49 +114,28 @@ def _resumed_run(args: argparse.Namespace) -> _Setup:
     return _Setup(out, config, checkpoint.meta["scalers"], dataset, model, resume=resume)
 
 
-def _last_checkpoint(directory: Path) -> str:
-    from jaxlstm.checkpoint import list_checkpoints
-
-    found = list_checkpoints(directory)
-    return f"epoch {found[0][0]}, {found[0][1]}" if found else "none"
-
-
 def _fit(setup: _Setup, args: argparse.Namespace) -> Any:
     """Trains with checkpoints; says what was kept when training stops on NaN or Ctrl-C."""
-    from jaxlstm.checkpoint import CheckpointWriter, list_checkpoints
+    from jaxlstm.checkpoint import CheckpointWriter
     from jaxlstm.runs import CHECKPOINTS_DIR, clear_run
     from jaxlstm.train import fit
 
-    checkpoints = setup.out / CHECKPOINTS_DIR
     writer = CheckpointWriter(
-        checkpoints,
+        setup.out / CHECKPOINTS_DIR,
         {"config": setup.config.to_dict(), "scalers": setup.scalers},
         before_first_write=(lambda: clear_run(setup.out)) if setup.overwrite else None,
     )
-    dataset, wrote = setup.dataset, bool(setup.resume)
-    try:
+    with reporting_checkpoints(setup.out, "train", writer, resumed=setup.resume is not None):
         return fit(
             setup.model,
-            dataset.x_train,
-            dataset.y_train,
+            setup.dataset.x_train,
+            setup.dataset.y_train,
             setup.config.train,
             progress=not args.quiet,
             resume=setup.resume,
             checkpoint_every=args.checkpoint_every,
             on_checkpoint=writer,
         )
-    except TrainingError as error:
-        kept = _last_checkpoint(checkpoints) if (writer.last or wrote) else "none was written"
-        raise TrainingError(f"{error} (last good checkpoint: {kept})") from None
-    except KeyboardInterrupt:
-        found = list_checkpoints(checkpoints) if (writer.last or wrote) else []
-        hint = (
-            f"finish it with `jaxlstm train --resume {setup.out}` (from epoch {found[0][0]})"
-            if found
-            else "no checkpoint was written yet"
-        )
-        print(f"jaxlstm: interrupted; {hint}", file=sys.stderr)
-        raise
 
 
 def run(args: argparse.Namespace) -> None:
