@@ -2,11 +2,13 @@
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.ensemble import fit_ensemble, model_layout
+from jaxlstm.errors import TrainingError
 from jaxlstm.models import Forecaster
 from jaxlstm.train import fit
 from tests.conftest import BUNDLED
@@ -50,3 +52,10 @@ def test_an_odd_ensemble_fills_every_device_and_equals_side_by_side_training() -
     )
     assert one_by_one.losses.shape == side_by_side.losses.shape == (2, 3)
     np.testing.assert_allclose(one_by_one.losses, side_by_side.losses, rtol=1e-5)
+
+
+def test_a_diverging_ensemble_stops_naming_its_models() -> None:
+    dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-100:], split=70, window=10)
+    config = TrainConfig(epochs=3, learning_rate=1e38)  # Adam steps of 1e38: the weights overflow in epoch 1
+    with pytest.raises(TrainingError, match=r"model\(s\) 0 \(seed 4\), 1 \(seed 5\) stopped being finite at epoch 1"):
+        fit_ensemble(preset("vanilla", units=3), dataset.x_train, dataset.y_train, config, [4, 5])
