@@ -13,7 +13,7 @@ from jaxlstm.backtest import make_folds, run_backtest, verdict
 from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.data import load_frame, load_prices
 from jaxlstm.errors import ConfigError, DataError
-from jaxlstm.evaluate import predict_prices
+from jaxlstm.evaluate import predict_prices, predict_scaled
 from jaxlstm.models import Forecaster
 from jaxlstm.train import fit, make_epoch, make_optimizer, masked_permutation
 from tests.conftest import BUNDLED
@@ -218,3 +218,18 @@ def test_settings_that_cannot_train_together_are_refused(frame, train, backtest,
     with pytest.raises(ConfigError) as error:
         run_backtest(frame, DATA, MODEL, train, backtest)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("arch", ["stacked", "bidirectional", "conv"])
+def test_every_preset_and_feature_set_backtests_as_fit_trains_it(frame, arch: str) -> None:
+    """Two features, a diff target, one fold and seed: the backtest's model is `fit` of that fold alone (a window of
+    15 days: ConvLSTM steps are 15 days long)."""
+    data = dataclasses.replace(DATA, features=("Open", "Volume"), window=15)
+    model = preset(arch, units=4, n_features=2, **({"layers": 2} if arch == "stacked" else {}))
+    backtest = BacktestConfig(folds=1, test_days=5, train_days=60, target_transform="diff", seeds=1)
+    result = run_backtest(frame, data, model, TRAIN, backtest)
+    fold = result.folds[0]
+    alone = Forecaster(model, rngs=nnx.Rngs(0))
+    fit(alone, fold.dataset.x_train, fold.dataset.y_train, dataclasses.replace(TRAIN, devices=1), progress=False)
+    expected = fold.previous + fold.dataset.to_prices(predict_scaled(alone, fold.dataset.x_test))  # diff: + yesterday
+    np.testing.assert_allclose(result.member_forecasts[0, 0], expected, rtol=1e-6)
