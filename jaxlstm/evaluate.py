@@ -1,6 +1,7 @@
 """Predictions in price units, error metrics, the naive "tomorrow's Open = today's Open" baseline, and the
 statistics that say whether a forecaster beats it: skill and MASE, the Diebold-Mariano test with the
-Harvey-Leybourne-Newbold correction, and the Pesaran-Timmermann test of directional accuracy.
+Harvey-Leybourne-Newbold correction, and the Pesaran-Timmermann test of directional accuracy; and the scores of
+intervals and predictive distributions: coverage, pinball loss, interval (Winkler) score and CRPS.
 
 >>> true = np.array([10.0, 11.0, 12.0])
 >>> m = metrics(true, np.array([10.0, 12.0, 12.0]))
@@ -26,13 +27,18 @@ __all__ = [
     "Evaluation",
     "Metrics",
     "TestResult",
+    "coverage",
+    "crps_ensemble",
+    "crps_normal",
     "diebold_mariano",
     "directional_accuracy",
     "evaluate",
+    "interval_score",
     "mase",
     "metrics",
     "naive_scale",
     "pesaran_timmermann",
+    "pinball_loss",
     "predict_prices",
     "predict_scaled",
     "skill",
@@ -191,3 +197,45 @@ def pesaran_timmermann(actual_change: np.ndarray, predicted_change: np.ndarray) 
         return TestResult(math.nan, math.nan)
     statistic = (hit - expected) / math.sqrt(variance_hit - variance_expected)
     return TestResult(statistic, float(stats.norm.sf(statistic)))
+
+
+# --- intervals and predictive distributions -------------------------------------------------------------------
+
+
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """The fraction of days whose actual value lies inside its interval, bounds included; each array (n,)."""
+    actual = np.asarray(actual, np.float64)
+    return float(np.mean((lower <= actual) & (actual <= upper)))
+
+
+def pinball_loss(actual: np.ndarray, quantile: np.ndarray, level: float) -> float:
+    """The mean quantile (pinball) loss of forecasts ``quantile`` (n,) of the ``level`` quantile, for ``actual``
+    (n,): ``(1{actual < quantile} - level) * (quantile - actual)``, 0 for an exact forecast. Its mean over levels
+    in (0, 1) approximates half the CRPS."""
+    miss = np.asarray(quantile, np.float64) - np.asarray(actual, np.float64)
+    return float(np.mean(((miss > 0) - level) * miss))
+
+
+def interval_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, miss_rate: float) -> float:
+    """The mean interval (Winkler) score of central ``1 - miss_rate`` intervals (Gneiting & Raftery, 2007, eq. 43):
+    the width, plus ``2 / miss_rate`` times the distance by which the actual value falls outside; lower is better.
+    Arrays (n,)."""
+    actual, lower, upper = (np.asarray(a, np.float64) for a in (actual, lower, upper))
+    below, above = np.maximum(lower - actual, 0.0), np.maximum(actual - upper, 0.0)
+    return float(np.mean(upper - lower + 2.0 / miss_rate * (below + above)))
+
+
+def crps_ensemble(actual: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The continuous ranked probability score of an ensemble forecast, per day (lower is better; the absolute
+    error for a single member): ``E|X - y| - E|X - X'| / 2`` over the ensemble's empirical distribution (Gneiting &
+    Raftery, 2007, eq. 20). ``actual`` (n,), ``members`` (n, m); returns (n,)."""
+    members = np.asarray(members, np.float64)
+    spread = np.abs(members[:, :, None] - members[:, None, :]).mean(axis=(1, 2))
+    return np.abs(members - np.asarray(actual, np.float64)[:, None]).mean(axis=1) - spread / 2
+
+
+def crps_normal(actual: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The CRPS of normal forecasts N(mean, std**2) in closed form (Gneiting et al., 2005), per day; arrays (n,)."""
+    std = np.asarray(std, np.float64)
+    z = (np.asarray(actual, np.float64) - mean) / std
+    return std * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / math.sqrt(math.pi))
