@@ -44,11 +44,16 @@ DOCUMENTED_ELSEWHERE = {
     "resume-damaged-newest",
     "resume-other-command",
     "backtest-resume-csv-changed",
+    "fetch-without-yfinance",
+    "fetch-no-rows",
+    "fetch-download-failed",
+    "fetch-fails-checks",
+    "fetch-out-exists",
     "interrupted",
     "cache-unusable",
 }
-"""Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py and test_cli.py), not by the
-catalogue loop."""
+"""Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py, test_cli.py and test_fetch.py),
+not by the catalogue loop."""
 
 
 def yahoo_rows(n: int = N_ROWS, seed: int = 0, start: str = "2020-01-01", volatility: float = 0.02) -> list[str]:
