@@ -235,7 +235,7 @@ def scan_convlstm(
     flat = project_input(params, steps.reshape(time * batch, *steps.shape[2:]), **options)
     projected = flat.reshape(time, batch, *flat.shape[1:])
     if initial_state is None:
-        zeros = jnp.zeros((*projected.shape[1:-1], params.recurrent_kernel.shape[-2]), x.dtype)
+        zeros = jnp.zeros((*projected.shape[1:-1], params.recurrent_kernel.shape[-2]), projected.dtype)
         initial_state = LSTMState(h=zeros, c=zeros)
 
     def step_preactivation(projected_t: Array, h: Array) -> Array:

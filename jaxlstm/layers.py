@@ -155,6 +155,10 @@ class LSTM(nnx.Module):
         bias_init: Initializer = unit_forget_bias,
         rngs: nnx.Rngs,
     ):
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (in_features, hidden_size)):
+            raise ValueError(
+                f"LSTM(in_features={in_features!r}, hidden_size={hidden_size!r}): both must be whole numbers >= 1"
+            )
         self.in_features = in_features
         self.hidden_size = hidden_size
         self.out_features = hidden_size
@@ -176,9 +180,39 @@ class LSTM(nnx.Module):
         """The zero ``(h, c)`` for inputs x (batch, time, in_features): each (batch, H)."""
         return LSTMState.zeros(x.shape[:1], self.hidden_size, x.dtype)
 
-    def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
-        """All outputs (batch, time, H) and the final state; the state starts at zero unless given."""
-        state = self.zero_state(x) if initial_state is None else initial_state
+    def _inputs(self, x: Array) -> Array:
+        """``x`` checked, (batch, time, in_features) with at least one step, and promoted to a floating type at
+        least as wide as the weights' (integers and float16 compute in float32)."""
+        x = jnp.asarray(x)
+        if x.ndim != 3 or x.shape[-1] != self.in_features:
+            hint = "; add a batch axis, x[None]" if x.shape[-1:] == (self.in_features,) and x.ndim == 2 else ""
+            raise ValueError(f"LSTM inputs must be (batch, time, {self.in_features}), got {x.shape}{hint}")
+        if x.shape[1] == 0:
+            raise ValueError(f"LSTM inputs {x.shape} hold no time step; pass sequences of at least one step")
+        return x.astype(jnp.promote_types(x.dtype, self.W.dtype))
+
+    def _initial_state(self, x: Array, initial_state: LSTMState | Sequence[Array] | None) -> LSTMState:
+        """The zero state, or ``initial_state`` (an :class:`~jaxlstm.cell.LSTMState`, or ``(h, c)`` as a tuple or
+        list) checked to be (batch, H) each, in ``x``'s dtype."""
+        if initial_state is None:
+            return self.zero_state(x)
+        if len(initial_state) != 2:
+            raise ValueError(f"initial_state must be (h, c), got {len(initial_state)} arrays")
+        needed = (x.shape[0], self.hidden_size)
+        for name, array in zip(("h", "c"), initial_state, strict=True):
+            if jnp.shape(array) != needed:
+                raise ValueError(f"initial_state {name} must be (batch, H) = {needed}, got {jnp.shape(array)}")
+        return LSTMState(*(jnp.asarray(array, x.dtype) for array in initial_state))
+
+    def scan(self, x: Array, initial_state: LSTMState | Sequence[Array] | None = None) -> tuple[Array, LSTMState]:
+        """All outputs (batch, time, H) and the final state; the state starts at zero unless given (as an
+        :class:`~jaxlstm.cell.LSTMState` or an ``(h, c)`` tuple or list, each (batch, H)).
+
+        Raises:
+            ValueError: inputs not (batch, time, in_features) with at least one step, or a state of another shape.
+        """
+        x = self._inputs(x)
+        state = self._initial_state(x, initial_state)
         if self.implementation == "textbook":
             return scan_lstm(self.params, x, state, reverse=self.reverse, unroll=self.unroll)
         outputs, final_state = lstm_sequence(
@@ -186,13 +220,14 @@ class LSTM(nnx.Module):
         )
         return jnp.swapaxes(outputs, 0, 1), final_state
 
-    def trace(self, x: Array, initial_state: LSTMState | None = None) -> LayerTrace:
+    def trace(self, x: Array, initial_state: LSTMState | Sequence[Array] | None = None) -> LayerTrace:
         """Every gate and state over x (batch, time, in_features): the textbook loop, recording each step."""
-        state = self.zero_state(x) if initial_state is None else initial_state
+        x = self._inputs(x)
+        state = self._initial_state(x, initial_state)
         gates, states = scan_lstm(self.params, x, state, reverse=self.reverse, unroll=self.unroll, record="gates")[0]
         return LayerTrace(gates, states)
 
-    def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
+    def __call__(self, x: Array, initial_state: LSTMState | Sequence[Array] | None = None) -> Array:
         """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H)."""
         outputs, final_state = self.scan(x, initial_state)
         return outputs if self.return_sequences else final_state.h
@@ -275,6 +310,8 @@ class Stacked(nnx.Module):
     """
 
     def __init__(self, layers: Sequence[RecurrentLayer], dropout: float = 0.0):
+        if not layers:
+            raise ValueError("Stacked needs at least one layer")
         for index, layer in enumerate(layers[:-1]):
             if not layer.return_sequences:
                 raise ValueError(f"layer {index} of a stack must return sequences: the next layer reads them")

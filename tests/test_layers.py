@@ -131,3 +131,59 @@ def test_gradients_match_finite_differences() -> None:
             return jnp.sum(outputs**2) + jnp.sum(final.c)
 
         check_grads(loss, (params, x), order=2, modes=["rev"], eps=1e-4, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("implementation", ["fused", "textbook"])
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.float16, jnp.bfloat16])
+def test_integer_and_half_inputs_compute_in_float32(implementation: str, dtype) -> None:
+    """Inputs are promoted to the weights' float32 (they used to crash the scan): the outputs are the NumPy textbook
+    LSTM's on the same values."""
+    layer = LSTM(3, 4, implementation=implementation, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(1).integers(0, 4, (2, 5, 3)), dtype)
+    outputs = layer(x)
+    assert outputs.dtype == jnp.float32
+    expected, _, _ = numpy_lstm.run(*layer.params, np.asarray(x, np.float64))
+    np.testing.assert_allclose(outputs, expected, atol=1e-6)
+
+
+def test_initial_state_as_a_tuple_or_list() -> None:
+    layer = LSTM(3, 4, rngs=nnx.Rngs(0))
+    x = np.random.default_rng(2).normal(size=(2, 5, 3)).astype(np.float32)
+    h0, c0 = np.full((2, 4), 0.3, np.float32), np.full((2, 4), -0.2, np.float32)
+    expected, _, _ = numpy_lstm.run(*layer.params, x, h0=h0, c0=c0)
+    for state in (LSTMState(h0, c0), (h0, c0), [h0, c0]):
+        np.testing.assert_allclose(layer(x, state), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: LSTM(10, 0, rngs=nnx.Rngs(0)), "LSTM(in_features=10, hidden_size=0): both must be whole numbers >= 1"),
+        (lambda: LSTM(2.5, 4, rngs=nnx.Rngs(0)), "LSTM(in_features=2.5, hidden_size=4): both must be whole numbers"),
+        (lambda: Stacked([]), "Stacked needs at least one layer"),
+        (
+            lambda: LSTM(3, 4, rngs=nnx.Rngs(0))(jnp.ones((6, 3))),
+            "LSTM inputs must be (batch, time, 3), got (6, 3); add a batch axis, x[None]",
+        ),
+        (lambda: LSTM(3, 4, rngs=nnx.Rngs(0))(jnp.ones((3, 3))), "LSTM inputs must be (batch, time, 3), got (3, 3)"),
+        (
+            lambda: LSTM(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 6, 4))),
+            "LSTM inputs must be (batch, time, 3), got (2, 6, 4)",
+        ),
+        (lambda: LSTM(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 0, 3))), "LSTM inputs (2, 0, 3) hold no time step"),
+        (
+            lambda: LSTM(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 6, 3)), (jnp.zeros((3, 4)), jnp.zeros((2, 4)))),
+            "initial_state h must be (batch, H) = (2, 4), got (3, 4)",
+        ),
+        (
+            lambda: LSTM(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 6, 3)), (jnp.zeros((2, 4)),)),
+            "initial_state must be (h, c), got 1 arrays",
+        ),
+    ],
+)
+def test_bad_calls_are_one_line_errors(make, message: str) -> None:
+    """Issue 13's list: each used to be a raw XLA error, a ZeroDivisionError or IndexError, or a silently wrong
+    (time, time, H) array for an unbatched input whose time equals its feature count."""
+    with pytest.raises(ValueError) as error:
+        make()
+    assert message in str(error.value) and "\n" not in str(error.value)
