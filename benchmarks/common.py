@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("JAXLSTM_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
+"""Where results go: benchmarks/results, or $JAXLSTM_BENCH_RESULTS (a trial run that must not replace them)."""
 SHARED_GOOG = ROOT.parent / "shared" / "data" / "GOOG.csv"
 TUTORIAL_START, TUTORIAL_END = "2020-04-01", "2021-03-01"
 
