@@ -16,11 +16,15 @@ from importlib import import_module
 from typing import Any
 
 _HOMES = {
+    "make_folds": "jaxlstm.backtest",
+    "run_backtest": "jaxlstm.backtest",
+    "summarize": "jaxlstm.backtest",
     "Gates": "jaxlstm.cell",
     "LSTMParams": "jaxlstm.cell",
     "LSTMState": "jaxlstm.cell",
     "lstm_step": "jaxlstm.cell",
     "lstm_update": "jaxlstm.cell",
+    "BacktestConfig": "jaxlstm.config",
     "DataConfig": "jaxlstm.config",
     "ModelConfig": "jaxlstm.config",
     "RunConfig": "jaxlstm.config",
@@ -34,6 +38,7 @@ _HOMES = {
     "load_prices": "jaxlstm.data",
     "prepare": "jaxlstm.data",
     "fit_ensemble": "jaxlstm.ensemble",
+    "fetch_prices": "jaxlstm.fetch",
     "ConfigError": "jaxlstm.errors",
     "DataError": "jaxlstm.errors",
     "JaxlstmError": "jaxlstm.errors",
