@@ -777,14 +777,20 @@ def from_torch(lstm: Any, head: Any, *, dropout: float = 0.0) -> Forecaster:
 
     The Forecaster's last layer returns its final ``h`` (the ``h_n`` of ``nn.LSTM``, both directions concatenated)
     to the head; ``dropout`` is the rate applied after every layer in training (``nn.LSTM``'s own ``dropout``
-    applies between layers only, so it is not read).
+    applies between layers only, so it is not read). For the ``nn.LSTM`` alone, use :func:`stacked_from_torch`.
     """
+    if head is None:
+        raise InteropError(
+            "from_torch builds a Forecaster, which ends with the nn.Linear head: pass it; for the nn.LSTM alone, "
+            "use stacked_from_torch(lstm)"
+        )
     peer = _read_torch(lstm, head)
     return _filled(lambda: Forecaster(_infer_config(peer, dropout=dropout), rngs=nnx.Rngs(0)), peer)
 
 
 def stacked_from_torch(lstm: Any) -> Stacked:
-    """A :class:`~jaxlstm.layers.Stacked` (no dropout) equal to ``nn.LSTM(..., batch_first=True)``.
+    """A :class:`~jaxlstm.layers.Stacked` (no dropout) equal to ``nn.LSTM(..., batch_first=True)``; for a whole
+    forecaster (the LSTM and its ``nn.Linear`` head), use :func:`from_torch`.
 
     Every layer returns sequences, so its output is ``nn.LSTM``'s ``output``; run the layers' ``scan`` to get
     the final ``(h, c)`` of each layer and direction (``h_n``, ``c_n``).

@@ -219,3 +219,8 @@ def test_what_nn_lstm_cannot_hold_is_refused() -> None:
         stacked_from_torch(projected)
     with pytest.raises(InteropError, match="'weight_hr_l0' has no jaxlstm counterpart"):
         stacked_from_torch(projected.state_dict())
+
+
+def test_from_torch_without_a_head_points_to_stacked_from_torch() -> None:
+    with pytest.raises(InteropError, match=r"for the nn.LSTM alone, use stacked_from_torch\(lstm\)"):
+        from_torch(torch_lstm(2, False), None)
