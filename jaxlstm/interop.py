@@ -45,6 +45,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -474,7 +475,20 @@ def _records_from_keras(source: Any) -> tuple[list[_KerasRecord], str]:
     return records, name
 
 
+_KERAS_TRAINING_ONLY = {
+    "dropout": (0.0, "in-layer input dropout"),
+    "recurrent_dropout": (0.0, "recurrent dropout"),
+    "stateful": (
+        False,
+        "state carried from call to call (jaxlstm starts each call from zero, as Keras after reset_states())",
+    ),
+}
+"""Keras LSTM settings that leave the weights as they are but that jaxlstm's LSTM does not have: a warning each."""
+
+
 def _check_keras_lstm(config: dict[str, Any] | None, where: str, *, backwards: bool = False) -> None:
+    """InteropError for a setting that changes what the weights compute; a warning for one that jaxlstm drops
+    (:data:`_KERAS_TRAINING_ONLY`). ``return_state`` changes neither the weights nor the outputs used."""
     if config is None:
         return
     checks = {
@@ -482,13 +496,20 @@ def _check_keras_lstm(config: dict[str, Any] | None, where: str, *, backwards: b
         "recurrent_activation": "sigmoid",
         "use_bias": True,
         "go_backwards": backwards,
-        "return_state": False,
     }
     for key, expected in checks.items():
         value = config.get(key, expected)
         if value != expected:
             hint = " (wrap it in Bidirectional to read backwards)" if key == "go_backwards" else ""
             raise InteropError(f"{where} has {key}={value!r}; jaxlstm's LSTM needs {key}={expected!r}{hint}")
+    for key, (default, what) in _KERAS_TRAINING_ONLY.items():
+        value = config.get(key, default)
+        if value != default:
+            warnings.warn(
+                f"{where} has {key}={value!r}, {what}; jaxlstm's LSTM has no such setting and drops it (the "
+                f"weights load unchanged)",
+                stacklevel=2,
+            )
 
 
 def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:

@@ -354,3 +354,30 @@ def test_convert_command_weights_file_with_description(tmp_path: Path, capsys) -
     assert main(["convert", str(tmp_path / "w.weights.h5"), str(tmp_path / "other")]) == 2
     assert "--scaler-from RUN, --csv CSV or --tutorial-data" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"dropout": 0.2}, "has dropout=0.2, in-layer input dropout; jaxlstm's LSTM has no such setting and drops it"),
+        ({"recurrent_dropout": 0.1}, "has recurrent_dropout=0.1, recurrent dropout; jaxlstm's LSTM has no such"),
+    ],
+)
+def test_settings_the_weights_do_not_carry_load_with_a_warning(setting: dict, message: str) -> None:
+    """The weights load unchanged, and the forecasts equal Keras's in inference (where dropout is off)."""
+    model = keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(3, **setting), keras.layers.Dense(1)])
+    with pytest.warns(UserWarning, match=message):
+        ours = from_keras(model)
+    x = np.random.default_rng(5).normal(size=(4, 5, 1)).astype(np.float32)
+    np.testing.assert_allclose(ours(x), np.asarray(model(x, training=False))[:, 0], atol=1e-6)
+
+
+def test_return_state_changes_nothing_the_weights_compute() -> None:
+    layer = keras.layers.LSTM(4, return_state=True)
+    x = np.random.default_rng(6).normal(size=(3, 7, 2)).astype(np.float32)
+    output, h, c = layer(x)
+    ours = load_keras(LSTM(2, 4, return_sequences=False, rngs=nnx.Rngs(0)), layer)
+    final = ours.scan(x)[1]
+    np.testing.assert_allclose(final.h, np.asarray(h), atol=1e-6)
+    np.testing.assert_allclose(final.c, np.asarray(c), atol=1e-6)
+    np.testing.assert_allclose(ours(x), np.asarray(output), atol=1e-6)
