@@ -340,11 +340,26 @@ _H5_CLASSES = {"lstm": "LSTM", "bidirectional": "Bidirectional", "dense": "Dense
 _H5_GROUP = re.compile(r"^(?P<kind>[a-z0-9_]+?)(?:_(?P<index>\d+))?$")
 
 
-def _h5_weights(group: Any, class_name: str, where: str) -> list[np.ndarray]:
-    """The weights of one layer's group in Keras 3's ``.weights.h5`` layout, in ``get_weights()`` order."""
+def _keras_biases(class_name: str, config: dict[str, Any] | None) -> tuple[bool, bool]:
+    """Whether the forward and the backward LSTM of a layer have a bias (``use_bias``; True without a config)."""
+    if config is None:
+        return True, True
+    if class_name != "Bidirectional":
+        return (config.get("use_bias", True),) * 2
+    forward = config.get("layer", {}).get("config", {}).get("use_bias", True)
+    return forward, (config.get("backward_layer") or {}).get("config", {}).get("use_bias", forward)
+
+
+def _h5_weights(group: Any, class_name: str, where: str, config: dict[str, Any] | None = None) -> list[np.ndarray]:
+    """The weights of one layer's group in Keras 3's ``.weights.h5`` layout, in ``get_weights()`` order; ``config``,
+    the layer's own from a ``.keras`` file, says whether its LSTMs have a bias."""
+    forward, backward = (range(3 if bias else 2) for bias in _keras_biases(class_name, config))
     paths = {
-        "LSTM": ["cell/vars/0", "cell/vars/1", "cell/vars/2"],
-        "Bidirectional": [f"{d}/cell/vars/{i}" for d in ("forward_layer", "backward_layer") for i in range(3)],
+        "LSTM": [f"cell/vars/{i}" for i in forward],
+        "Bidirectional": [
+            *(f"forward_layer/cell/vars/{i}" for i in forward),
+            *(f"backward_layer/cell/vars/{i}" for i in backward),
+        ],
         "Dense": ["vars/0", "vars/1"],
     }.get(class_name)
     if paths is None:
@@ -359,7 +374,8 @@ def _h5_weights(group: Any, class_name: str, where: str) -> list[np.ndarray]:
     missing = [path for path in paths if path not in group]
     if missing:
         raise InteropError(
-            f"{where} lacks {', '.join(missing)}: not Keras 3's {class_name} layout (use_bias=False is not supported)"
+            f"{where} lacks {', '.join(missing)}: not Keras 3's {class_name} layout (a layer with use_bias=False "
+            f"needs its .keras file, whose config says so)"
         )
     return [_array(group[path][()]) for path in paths]
 
@@ -383,7 +399,7 @@ def _records_from_h5(h5: Any, config_layers: list[dict[str, Any]] | None, source
             name = config.get("name", group_name)
             where = f"{source} layer {name!r} (layers/{group_name})"
             group = groups.get(group_name)
-            weights = [] if class_name == "InputLayer" else _h5_weights(group, class_name, where)
+            weights = [] if class_name == "InputLayer" else _h5_weights(group, class_name, where, config)
             records.append(_KerasRecord(class_name, name, config, weights))
         return records
     # A bare .weights.h5 stores no config: order the groups by their index suffix, kind by kind.
@@ -488,15 +504,11 @@ _KERAS_TRAINING_ONLY = {
 
 def _check_keras_lstm(config: dict[str, Any] | None, where: str, *, backwards: bool = False) -> None:
     """InteropError for a setting that changes what the weights compute; a warning for one that jaxlstm drops
-    (:data:`_KERAS_TRAINING_ONLY`). ``return_state`` changes neither the weights nor the outputs used."""
+    (:data:`_KERAS_TRAINING_ONLY`). ``return_state`` changes neither the weights nor the outputs used, and
+    ``use_bias=False`` is a zero bias (:func:`_keras_params`)."""
     if config is None:
         return
-    checks = {
-        "activation": "tanh",
-        "recurrent_activation": "sigmoid",
-        "use_bias": True,
-        "go_backwards": backwards,
-    }
+    checks = {"activation": "tanh", "recurrent_activation": "sigmoid", "go_backwards": backwards}
     for key, expected in checks.items():
         value = config.get(key, expected)
         if value != expected:
@@ -510,6 +522,14 @@ def _check_keras_lstm(config: dict[str, Any] | None, where: str, *, backwards: b
                 f"weights load unchanged)",
                 stacklevel=2,
             )
+
+
+def _keras_params(weights: list[np.ndarray], bias: bool) -> tuple[LSTMParams, int]:
+    """The kernel, recurrent kernel and bias at the head of ``weights`` (without ``bias``, a zero bias, which
+    computes the same), and how many arrays they took."""
+    if bias:
+        return LSTMParams(*weights[:3]), 3
+    return LSTMParams(weights[0], weights[1], np.zeros(np.shape(weights[1])[1], np.asarray(weights[1]).dtype)), 2
 
 
 def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
@@ -526,7 +546,7 @@ def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
             raise InteropError(f"{where} ({record.class_name}) follows the Dense head; jaxlstm ends with Dense(1)")
         if record.class_name == "LSTM":
             _check_keras_lstm(config, where)
-            params = LSTMParams(*record.weights[:3])
+            params, _ = _keras_params(record.weights, _keras_biases("LSTM", config)[0])
             sequences = None if config is None else bool(config.get("return_sequences", False))
             layers.append(_PeerLayer(where, (params,), labels, return_sequences=sequences))
         elif record.class_name == "Bidirectional":
@@ -545,7 +565,10 @@ def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
                     inner_config = inner.get("config", {})
                     _check_keras_lstm(inner_config, f"{where} ({key})", backwards=backwards)
                     sequences = bool(inner_config.get("return_sequences", False))
-            directions = (LSTMParams(*record.weights[0:3]), LSTMParams(*record.weights[3:6]))
+            forward_bias, backward_bias = _keras_biases("Bidirectional", config)
+            forward, taken = _keras_params(record.weights, forward_bias)
+            backward, _ = _keras_params(record.weights[taken:], backward_bias)
+            directions = (forward, backward)
             layers.append(_PeerLayer(where, directions, labels, merge_mode=merge_mode, return_sequences=sequences))
         elif record.class_name == "Dropout":
             if not layers:

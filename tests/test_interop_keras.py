@@ -381,3 +381,15 @@ def test_return_state_changes_nothing_the_weights_compute() -> None:
     np.testing.assert_allclose(final.h, np.asarray(h), atol=1e-6)
     np.testing.assert_allclose(final.c, np.asarray(c), atol=1e-6)
     np.testing.assert_allclose(ours(x), np.asarray(output), atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_use_bias_false_loads_as_a_zero_bias(bidirectional: bool, tmp_path: Path) -> None:
+    """From the live model and from its .keras file, whose config says use_bias=False."""
+    lstm = keras.layers.LSTM(3, use_bias=False)
+    recurrent = keras.layers.Bidirectional(lstm) if bidirectional else lstm
+    model = keras.Sequential([keras.Input((5, 2)), recurrent, keras.layers.Dense(1)])
+    model.save(tmp_path / "no_bias.keras")
+    x = np.random.default_rng(7).normal(size=(4, 5, 2)).astype(np.float32)
+    for source in (model, tmp_path / "no_bias.keras"):
+        np.testing.assert_allclose(from_keras(source)(x), np.asarray(model(x))[:, 0], atol=1e-6)
