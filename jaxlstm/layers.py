@@ -134,7 +134,9 @@ class LSTM(nnx.Module):
         unroll: time steps per loop iteration of ``jax.lax.scan``.
         implementation: ``fused`` (default) runs :func:`jaxlstm.fused.lstm_sequence`, the fast path with a
             hand-scheduled backward pass; ``textbook`` runs :func:`scan_lstm` and lets JAX differentiate the loop.
-            Both compute the same function and gradients (tested to 1e-5).
+            Both compute the same function and gradients (tested to 1e-5). The fast path is a ``jax.custom_vjp``,
+            so it has reverse-mode derivatives only: for ``jax.jvp``, ``jax.jacfwd`` or Hessians, use
+            ``textbook``.
         hoist_input: for ``fused``, compute the input projection as one matmul before the loop (measured faster
             on XLA:CPU too once the cell computes its gates from one slab; see benchmarks/).
         rngs: source of the ``params`` key.
