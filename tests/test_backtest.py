@@ -220,12 +220,12 @@ def test_settings_that_cannot_train_together_are_refused(frame, train, backtest,
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("arch", ["stacked", "bidirectional", "conv"])
+@pytest.mark.parametrize("arch", ["bidirectional", "conv"])
 def test_every_preset_and_feature_set_backtests_as_fit_trains_it(frame, arch: str) -> None:
     """Two features, a diff target, one fold and seed: the backtest's model is `fit` of that fold alone (a window of
-    15 days: ConvLSTM steps are 15 days long)."""
+    15 days: ConvLSTM steps are 15 days long). Vanilla and stacked models: the tests above and test_ensemble.py."""
     data = dataclasses.replace(DATA, features=("Open", "Volume"), window=15)
-    model = preset(arch, units=4, n_features=2, **({"layers": 2} if arch == "stacked" else {}))
+    model = preset(arch, units=4, n_features=2)
     backtest = BacktestConfig(folds=1, test_days=5, train_days=60, target_transform="diff", seeds=1)
     result = run_backtest(frame, data, model, TRAIN, backtest)
     fold = result.folds[0]
