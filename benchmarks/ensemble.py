@@ -1,4 +1,5 @@
-"""N independent tutorial models trained in one vmapped program, against N sequential runs.
+"""N independent tutorial models trained in one program, against N sequential runs. In that program
+(``jaxlstm.ensemble``) each CPU core trains its models one after another; a GPU trains them side by side (vmap).
 
 Every model trains on the tutorial's windows (bundled GOOG, last 230 rows: 112 windows of 60 days) with its own
 seed. For each N the script times ``jaxlstm.ensemble.fit_ensemble`` and reports models trained per second in steady
@@ -92,7 +93,7 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     sizes = [r["models"] for r in rows]
-    ax.plot(sizes, [r["ensemble_models_per_second"] for r in rows], marker="o", label="one vmapped program")
+    ax.plot(sizes, [r["ensemble_models_per_second"] for r in rows], marker="o", label="one program (fit_ensemble)")
     ax.plot(sizes, [r["sequential_models_per_second"] for r in rows], linestyle="--", label="sequential fit")
     ax.set(xscale="log", xlabel="models (N)", ylabel="models trained per second (steady state)", yscale="log")
     ax.set_title(f"{args.arch}, {args.epochs} epochs each, {env['machine']}")
