@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TargetTransform, TrainConfig, feature_names
-from jaxlstm.data import Dataset, from_changes, prepare_as, to_changes
+from jaxlstm.data import Dataset, from_changes, numeric_columns, prepare_as, to_changes
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
@@ -119,7 +119,7 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
         DataError: the rows cannot hold the folds, or a fold's training rows cannot hold one window.
         ConfigError: ``first_cutoff`` is not a date.
     """
-    prices = frame[data.target].to_numpy(np.float64)
+    prices = numeric_columns(frame, [data.target])[:, 0]
     shift = backtest.target_transform != "level"  # a change drops the first row: row i of it is row i + 1 of prices
     frame = to_changes(
         frame, list(dict.fromkeys([*feature_names(data.features), data.target])), backtest.target_transform

@@ -48,6 +48,7 @@ __all__ = [
     "load_dataset",
     "load_frame",
     "load_prices",
+    "numeric_columns",
     "prediction_windows",
     "prepare",
     "prepare_as",
@@ -130,7 +131,7 @@ def to_changes(frame: pd.DataFrame, columns: Sequence[str], transform: TargetTra
     """
     if transform == "level":
         return frame
-    values = _columns(frame, columns)
+    values = numeric_columns(frame, columns)
     if transform == "log-return" and (values <= 0).any():
         i, j = np.argwhere(values <= 0)[0]
         raise DataError(
@@ -283,8 +284,8 @@ def prepare(
     check_count("--window", window, DEFAULT_WINDOW)
     n_rows = len(frame)
     n_train = _training_rows(split, n_rows)
-    inputs = _columns(frame, names)
-    prices = _columns(frame, (target,))[:, 0]
+    inputs = numeric_columns(frame, names)
+    prices = numeric_columns(frame, (target,))[:, 0]
     _check_sizes(frame, split, n_train, window)
     feature_scaler = _fit_scaler(frame, inputs[:n_train], names)
     target_scaler = _fit_scaler(frame, prices[:n_train, None], (target,))
@@ -344,7 +345,7 @@ def prediction_windows(
             f"the feature scaler was fit on {fitted} columns but features has {len(names)} "
             f"({', '.join(names)}); pass the features the model was trained on"
         )
-    inputs = _columns(frame, names)
+    inputs = numeric_columns(frame, names)
     if len(frame) < window:
         raise DataError(
             f"{_source(frame)}: {len(frame)} rows, but predicting {target!r} from a {window}-day window "
@@ -560,8 +561,9 @@ def _check_sizes(frame: pd.DataFrame, split: int | float, n_train: int, window: 
         )
 
 
-def _columns(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
-    """(n_rows, len(names)) float64 values of numeric, finite columns."""
+def numeric_columns(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """(n_rows, len(names)) float64 values of numeric, finite columns; DataError naming a column that is absent,
+    text, or holds a missing or infinite value."""
     absent = [name for name in names if name not in frame.columns]
     if absent:
         raise DataError(

@@ -67,6 +67,8 @@ def model_layout(n_models: int, models_at_once: int | None = None, *, devices: i
             f"the models were trained spread over {devices} device(s), but JAX sees {available} here; resume them "
             f"where {devices} are available (an identical continuation needs the same count)"
         )
+    if models_at_once is not None and models_at_once < 1:
+        raise ConfigError(f"models_at_once={models_at_once}: train at least 1 model at a time")
     devices = devices or min(available, n_models)
     per_device = math.ceil(n_models / devices)
     if models_at_once is None:
@@ -178,7 +180,7 @@ def fit_ensemble(
     epoch_all = jax.vmap(device_epoch, in_axes=(0, 0, 0, *data_axes), spmd_axis_name=MODEL_AXIS)
     epoch_all, epoch_seconds = compile_ahead(epoch_all, params, opt_state, keys, *data, donate_argnums=(0, 1))
     split_all, split_seconds = compile_ahead(jax.vmap(jax.vmap(jax.random.split)), keys)
-    state.history.compile_seconds = epoch_seconds + split_seconds
+    state.history.compile_seconds += epoch_seconds + split_seconds  # a resumed run adds its own
     shown = {"desc": f"train {n_models} models", "unit": "epoch", "total": config.epochs, "initial": state.epoch}
     clock = time.perf_counter()
 

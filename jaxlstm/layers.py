@@ -14,6 +14,7 @@ Arrays are batch-major, as in Keras: inputs (batch, time, features), sequence ou
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple, Protocol, get_args
@@ -157,7 +158,9 @@ class LSTM(nnx.Module):
         bias_init: Initializer = unit_forget_bias,
         rngs: nnx.Rngs,
     ):
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (in_features, hidden_size)):
+        if not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in (in_features, hidden_size)
+        ):
             raise ValueError(
                 f"LSTM(in_features={in_features!r}, hidden_size={hidden_size!r}): both must be whole numbers >= 1"
             )

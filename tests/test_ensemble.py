@@ -8,7 +8,7 @@ from flax import nnx
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.ensemble import fit_ensemble, model_layout
-from jaxlstm.errors import TrainingError
+from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
 from jaxlstm.train import fit
 from tests.conftest import BUNDLED
@@ -40,6 +40,8 @@ def test_models_are_spread_over_the_devices_the_same_number_on_each() -> None:
     assert dict(layout.mesh.shape) == {"models": available, "batch": 1}
     assert model_layout(1).grid == (1, 1)  # never more devices than models
     assert model_layout(5, models_at_once=9).at_once == model_layout(5).grid[1]  # at most a device's models
+    with pytest.raises(ConfigError, match="models_at_once=0: train at least 1 model at a time"):
+        model_layout(5, models_at_once=0)
 
 
 def test_an_odd_ensemble_fills_every_device_and_equals_side_by_side_training() -> None:

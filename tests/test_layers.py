@@ -146,6 +146,11 @@ def test_integer_and_half_inputs_compute_in_float32(implementation: str, dtype) 
     np.testing.assert_allclose(outputs, expected, atol=1e-6)
 
 
+def test_numpy_integers_size_a_layer() -> None:
+    layer = LSTM(np.int64(3), np.int32(4), rngs=nnx.Rngs(0))
+    assert layer(jnp.ones((2, 5, 3))).shape == (2, 5, 4)
+
+
 def test_initial_state_as_a_tuple_or_list() -> None:
     layer = LSTM(3, 4, rngs=nnx.Rngs(0))
     x = np.random.default_rng(2).normal(size=(2, 5, 3)).astype(np.float32)

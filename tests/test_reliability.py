@@ -425,6 +425,11 @@ CATALOGUE = [
         "backtest-zero-seeds", lambda tmp, run: backtest(tmp, "--seeds", "0"), "--seeds 0: must be a whole number >= 1"
     ),
     Case(
+        "backtest-missing-target-column",
+        lambda tmp, run: backtest(tmp, "--target", "Nope"),
+        "prices.csv: column 'Nope' not found (columns: Open, High, Low, Close, Adj Close, Volume)",
+    ),
+    Case(
         "backtest-log-return-of-zero",
         lambda tmp, run: [
             *backtest(tmp, "--features", "Open,Volume", "--target-transform", "log-return"),
