@@ -22,6 +22,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "check_count",
+    "check_date",
     "check_split",
     "feature_names",
     "flag",
@@ -112,9 +114,12 @@ def _check_text(name: str, value: Any, example: str) -> None:
         raise ConfigError(f"{name} {value!r}: must be a name, e.g. {name} {example}")
 
 
-def _check_date(name: str, value: Any, example: str) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(f"{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. {name} {example}")
+def check_date(name: str, value: Any, example: str = "2020-04-01") -> None:
+    """ConfigError unless ``value`` is a ``YYYY-MM-DD`` date: the one check of every date option."""
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. {name} {example}") from None
 
 
 def check_split(split: Any) -> None:
@@ -146,7 +151,7 @@ _RULES = {
     "seed": _check_seed,
     "flag": _check_flag,
     "text": _check_text,
-    "date": _check_date,
+    "date": check_date,
 }
 
 

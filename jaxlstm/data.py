@@ -37,7 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pandas.tseries.offsets import BDay
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.config import DataConfig, TargetTransform, check_count, check_split, feature_names
+from jaxlstm.config import DataConfig, TargetTransform, check_count, check_date, check_split, feature_names
 from jaxlstm.errors import ConfigError, DataError
 
 __all__ = [
@@ -618,10 +618,8 @@ def _source(frame: pd.DataFrame) -> str:
 def _parse_bound(name: str, value: str | None) -> pd.Timestamp | None:
     if value is None:
         return None
-    try:
-        return pd.to_datetime(value, format="%Y-%m-%d")
-    except (ValueError, TypeError):
-        raise ConfigError(f"--{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2020-04-01") from None
+    check_date(f"--{name}", value)
+    return pd.Timestamp(value)
 
 
 def _day(timestamp: pd.Timestamp) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from jaxlstm.config import check_date
 from jaxlstm.data import YAHOO_HEADER
 from jaxlstm.errors import ConfigError, DataError
 
@@ -35,10 +36,8 @@ NO_YFINANCE = (
 
 
 def _day(name: str, value: str) -> pd.Timestamp:
-    try:
-        return pd.to_datetime(value, format="%Y-%m-%d")
-    except (ValueError, TypeError):
-        raise ConfigError(f"{name} {value!r} is not a date; write it as YYYY-MM-DD") from None
+    check_date(name, value)
+    return pd.Timestamp(value)
 
 
 def fetch_prices(

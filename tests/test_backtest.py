@@ -198,6 +198,11 @@ def test_the_verdict_says_better_or_worse_and_whether_it_is_significant(rmse, p_
     assert verdict(pooled) == expected
 
 
+def test_a_first_cutoff_that_is_not_a_date_is_refused_by_the_config() -> None:
+    with pytest.raises(ConfigError, match="--first-cutoff '2013-02-30' is not a date; write it as YYYY-MM-DD"):
+        BacktestConfig(first_cutoff="2013-02-30")
+
+
 @pytest.mark.parametrize(
     ("train", "backtest", "message"),
     [
@@ -211,7 +216,6 @@ def test_the_verdict_says_better_or_worse_and_whether_it_is_significant(rmse, p_
             BacktestConfig(folds=2, test_days=7, train_days=50, seeds=2),
             "--seed 4294967295 with --seeds 2 reaches seed 4294967296, past 4294967295",
         ),
-        (TRAIN, BacktestConfig(folds=2, test_days=7, first_cutoff="2013"), "--first-cutoff '2013' is not a date"),
     ],
 )
 def test_settings_that_cannot_train_together_are_refused(frame, train, backtest, message: str) -> None:
