@@ -54,11 +54,9 @@ LARGEST_VMAP = 16
 """The largest N also swept with every model side by side under vmap."""
 
 
-def one_program(
-    frame: pd.DataFrame, data: DataConfig, model: ModelConfig, backtest: BacktestConfig, epochs: int
-) -> dict:
+def one_program(folds: list[Fold], model: ModelConfig, backtest: BacktestConfig, epochs: int) -> dict:
     """(a) Every fold's every seed trained in one program."""
-    result = run_backtest(frame, data, model, TrainConfig(epochs=epochs), backtest)
+    result = run_backtest(folds, model, TrainConfig(epochs=epochs), backtest.seeds)
     fits = backtest.folds * backtest.seeds
     row = {
         "model_fits": fits,
@@ -338,7 +336,7 @@ def main() -> None:
 
     results: dict[str, Any] = {}
     if "a" not in skip:
-        results["a_one_program"] = one_program(frame, data, model, backtest, args.epochs)
+        results["a_one_program"] = one_program(folds, model, backtest, args.epochs)
     if "b" not in skip:
         results["b_fit_per_model"] = fit_per_model(folds, model, args.seeds, args.epochs, args.fits)
     if "c" not in skip:

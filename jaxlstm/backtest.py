@@ -220,29 +220,28 @@ class Backtest:
 
 
 def run_backtest(
-    frame: pd.DataFrame,
-    data: DataConfig,
+    folds: list[Fold],
     model: ModelConfig,
     train: TrainConfig,
-    backtest: BacktestConfig,
+    seeds_per_fold: int,
     *,
     resume: TrainState | None = None,
     checkpoint_every: int | None = None,
     on_checkpoint: Callable[[TrainState], Any] | None = None,
     progress: bool = False,
 ) -> Backtest:
-    """Trains every fold's ``backtest.seeds`` models in one program and forecasts every fold's test days.
+    """Trains ``seeds_per_fold`` models for each of ``folds`` (:func:`make_folds`) in one program and forecasts every
+    fold's test days.
 
     Fold ``k``'s model with seed ``train.seed + s`` is :func:`jaxlstm.train.fit` of
     ``Forecaster(model, rngs=nnx.Rngs(train.seed + s))`` on the fold's training windows with that seed, trained
     alongside the others (the windows of every fold padded to the longest, each model masked to its own): model
     ``k * seeds + s`` of :func:`jaxlstm.ensemble.fit_ensemble`, whose checkpoint arguments these are.
     """
-    folds = make_folds(frame, data, backtest)
-    seeds = tuple(train.seed + s for s in range(backtest.seeds))
+    seeds = tuple(train.seed + s for s in range(seeds_per_fold))
     if seeds[-1] >= 2**32:
         raise ConfigError(
-            f"--seed {train.seed} with --seeds {backtest.seeds} reaches seed {seeds[-1]}, past {2**32 - 1}; "
+            f"--seed {train.seed} with --seeds {seeds_per_fold} reaches seed {seeds[-1]}, past {2**32 - 1}; "
             f"use a smaller --seed"
         )
     sizes = [len(fold.dataset.x_train) for fold in folds]

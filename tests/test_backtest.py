@@ -21,6 +21,7 @@ from tests.conftest import BUNDLED
 DATA = DataConfig(window=10)
 MODEL = preset("vanilla", units=5)
 TRAIN = TrainConfig(epochs=2, batch_size=16)
+EXPANDING = BacktestConfig(folds=3, test_days=7, expanding=True)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_fold_geometry_and_scalers_see_only_rows_before_the_cutoff(frame) -> Non
 
 @pytest.fixture(scope="module")
 def expanding_backtest(frame):
-    return run_backtest(frame, DATA, MODEL, TRAIN, BacktestConfig(folds=3, test_days=7, expanding=True, seeds=2))
+    return run_backtest(make_folds(frame, DATA, EXPANDING), MODEL, TRAIN, 2)
 
 
 def test_each_model_equals_fit_of_its_fold_and_seed_alone(expanding_backtest) -> None:
@@ -106,7 +107,7 @@ def test_no_forecast_sees_a_price_after_its_day(frame, expanding_backtest) -> No
     day = expanding_backtest.folds[1].dataset.test_dates[2]
     changed = frame.copy()
     changed.loc[changed.index > day, :] *= 1.5
-    again = run_backtest(changed, DATA, MODEL, TRAIN, BacktestConfig(folds=3, test_days=7, expanding=True, seeds=2))
+    again = run_backtest(make_folds(changed, DATA, EXPANDING), MODEL, TRAIN, 2)
     dates = np.stack([fold.dataset.test_dates for fold in again.folds])
     up_to_day = dates <= day
     assert up_to_day.sum() == 7 + 3
@@ -139,11 +140,11 @@ def test_a_transformed_fold_learns_daily_changes_and_scores_in_prices(frame, tra
 
 def test_a_diff_backtest_sees_no_price_after_its_day(frame) -> None:
     backtest = BacktestConfig(folds=2, test_days=5, train_days=60, target_transform="diff", seeds=1)
-    before = run_backtest(frame, DATA, MODEL, TRAIN, backtest)
+    before = run_backtest(make_folds(frame, DATA, backtest), MODEL, TRAIN, 1)
     day = before.folds[1].dataset.test_dates[1]
     changed = frame.copy()
     changed.loc[changed.index > day, :] *= 1.5
-    after = run_backtest(changed, DATA, MODEL, TRAIN, backtest)
+    after = run_backtest(make_folds(changed, DATA, backtest), MODEL, TRAIN, 1)
     np.testing.assert_array_equal(after.member_forecasts[0], before.member_forecasts[0])
     np.testing.assert_array_equal(after.member_forecasts[1][:, :2], before.member_forecasts[1][:, :2])
     assert not np.allclose(after.member_forecasts[1][:, 2:], before.member_forecasts[1][:, 2:])
@@ -220,7 +221,7 @@ def test_a_first_cutoff_that_is_not_a_date_is_refused_by_the_config() -> None:
 )
 def test_settings_that_cannot_train_together_are_refused(frame, train, backtest, message: str) -> None:
     with pytest.raises(ConfigError) as error:
-        run_backtest(frame, DATA, MODEL, train, backtest)
+        run_backtest(make_folds(frame, DATA, backtest), MODEL, train, backtest.seeds)
     assert message in str(error.value)
 
 
@@ -231,7 +232,7 @@ def test_every_preset_and_feature_set_backtests_as_fit_trains_it(frame, arch: st
     data = dataclasses.replace(DATA, features=("Open", "Volume"), window=15)
     model = preset(arch, units=4, n_features=2)
     backtest = BacktestConfig(folds=1, test_days=5, train_days=60, target_transform="diff", seeds=1)
-    result = run_backtest(frame, data, model, TRAIN, backtest)
+    result = run_backtest(make_folds(frame, data, backtest), model, TRAIN, 1)
     fold = result.folds[0]
     alone = Forecaster(model, rngs=nnx.Rngs(0))
     fit(alone, fold.dataset.x_train, fold.dataset.y_train, dataclasses.replace(TRAIN, devices=1), progress=False)

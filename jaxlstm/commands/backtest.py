@@ -76,7 +76,7 @@ class _Setup(NamedTuple):
 
     out: Path
     config: RunConfig
-    frame: Any
+    folds: list
     meta: dict
     resume: Any = None
     overwrite: bool = False
@@ -107,7 +107,7 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds)
     config = RunConfig(record(data, frame), model, train, backtest=backtest)
     meta = {"config": config.to_dict(), "folds_sha256": folds_digest(folds)}
-    return _Setup(out, config, frame, meta, overwrite=args.overwrite)
+    return _Setup(out, config, folds, meta, overwrite=args.overwrite)
 
 
 def _resumed_run(args: argparse.Namespace) -> _Setup:
@@ -121,15 +121,15 @@ def _resumed_run(args: argparse.Namespace) -> _Setup:
     from jaxlstm.models import Forecaster
 
     checkpoint, config = interrupted_run(args.resume, "backtest")
-    frame = load_frame(config.data)
-    if folds_digest(make_folds(frame, config.data, config.backtest)) != checkpoint.meta.get("folds_sha256"):
+    folds = make_folds(load_frame(config.data), config.data, config.backtest)
+    if folds_digest(folds) != checkpoint.meta.get("folds_sha256"):
         raise RunError(
             f"{config.data.path} changed since the backtest started (its folds from {config.data.start} differ); "
             f"restore the file, or start a new run"
         )
     models = config.backtest.folds * config.backtest.seeds
     resume = checkpoint.train_state(Forecaster(config.model, rngs=nnx.Rngs(0)), config.train, models=models)
-    return _Setup(args.resume, config, frame, checkpoint.meta, resume=resume)
+    return _Setup(args.resume, config, folds, checkpoint.meta, resume=resume)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -152,11 +152,10 @@ def run(args: argparse.Namespace) -> None:
             check_destination(out, overwrite=setup.overwrite)  # again, now that no other process can write
         with reporting_checkpoints(out, "backtest", writer, resumed=setup.resume is not None):
             result = run_backtest(
-                setup.frame,
-                config.data,
+                setup.folds,
                 config.model,
                 config.train,
-                config.backtest,
+                config.backtest.seeds,
                 resume=setup.resume,
                 checkpoint_every=args.checkpoint_every,
                 on_checkpoint=writer,
