@@ -5,10 +5,18 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.config import DataConfig, flag
+from jaxlstm.config import DataConfig, ModelConfig, flag, preset
 from jaxlstm.errors import RunError
 
-__all__ = ["add_config_options", "add_data_source", "config_values", "option_flags", "output_directory", "start_jax"]
+__all__ = [
+    "add_config_options",
+    "add_data_source",
+    "config_values",
+    "model_from_options",
+    "option_flags",
+    "output_directory",
+    "start_jax",
+]
 
 
 def _shown(value: Any) -> str:
@@ -45,6 +53,13 @@ def config_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The fields of ``cls`` given on the command line (see :func:`add_config_options`)."""
     values = {item.name: getattr(args, item.name, None) for item in dataclasses.fields(cls)}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def model_from_options(args: argparse.Namespace, data: DataConfig) -> ModelConfig:
+    """The model options given on the command line, over the preset of ``--arch`` (default: stacked), reading
+    ``data``'s features."""
+    values = config_values(args, ModelConfig)
+    return preset(values.pop("arch", "stacked"), n_features=len(data.features), **values)
 
 
 def option_flags(args: argparse.Namespace, *classes: type) -> list[str]:

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxlstm.commands._options import add_config_options, config_values, start_jax
+from jaxlstm.commands._options import add_config_options, config_values, model_from_options, start_jax
 from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
 from jaxlstm.config import (
     BUNDLED_CSV,
@@ -20,7 +20,6 @@ from jaxlstm.config import (
     RunConfig,
     TrainConfig,
     check_count,
-    preset,
 )
 from jaxlstm.errors import ConfigError, RunError
 
@@ -90,8 +89,7 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     data = DataConfig(**config_values(args, DataConfig))
     if data.csv is None:
         data = dataclasses.replace(data, csv=BUNDLED_CSV)  # every bundled row, not the tutorial's last 230
-    model_values = config_values(args, ModelConfig)
-    model = preset(model_values.pop("arch", "stacked"), n_features=len(data.features), **model_values)
+    model = model_from_options(args, data)
     train = TrainConfig(**config_values(args, TrainConfig))
     start_jax()
     from jaxlstm.backtest import folds_digest, make_folds

@@ -10,9 +10,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxlstm.commands._options import add_config_options, config_values, start_jax
+from jaxlstm.commands._options import add_config_options, config_values, model_from_options, start_jax
 from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
-from jaxlstm.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_count, preset
+from jaxlstm.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_count
 from jaxlstm.errors import RunError
 
 __all__ = ["add_parser", "run"]
@@ -63,8 +63,7 @@ class _Setup(NamedTuple):
 def _new_run(args: argparse.Namespace) -> _Setup:
     """Checks every option, the destination, the data and the memory; writes nothing."""
     data = DataConfig(**config_values(args, DataConfig))
-    model_values = config_values(args, ModelConfig)
-    model_config = preset(model_values.pop("arch", "stacked"), n_features=len(data.features), **model_values)
+    model_config = model_from_options(args, data)
     train_config = TrainConfig(**config_values(args, TrainConfig))
     out = args.out or DEFAULT_OUT
     start_jax()
