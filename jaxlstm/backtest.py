@@ -29,17 +29,17 @@ import numpy as np
 import pandas as pd
 
 from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TargetTransform, TrainConfig, feature_names
-from jaxlstm.data import Dataset, from_changes, numeric_columns, prepare_as, to_changes
+from jaxlstm.data import Dataset, from_changes, numeric_columns, paths, prepare_as, to_changes
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
     diebold_mariano,
     directional_accuracy,
+    forecast_scaled,
     mase,
     metrics,
     naive_scale,
     pesaran_timmermann,
-    predict_scaled,
     skill,
 )
 from jaxlstm.train import TrainState
@@ -63,6 +63,9 @@ class Fold:
         train_prices: (training rows,) the target on its training rows, in price units (MASE's in-sample scale).
         actual: (test days,) the target on each test day, in price units.
         previous: (test days,) the target on the day before each test day, in price units (persistence).
+
+    With a ``horizon`` H > 1 (``dataset.horizon``), the fold forecasts H days from each of its first
+    ``test_days - H + 1`` test days (its origins), so that every day forecast is one of its test days.
     """
 
     index: int
@@ -75,8 +78,25 @@ class Fold:
     previous: np.ndarray
 
     def to_prices(self, scaled: np.ndarray) -> np.ndarray:
-        """The fold's scaled forecasts (test days,) of its target in price units (test days,)."""
-        return from_changes(self.transform, self.previous, self.dataset.to_prices(scaled))
+        """The fold's scaled forecasts (origins, H) of its target in price units (origins, H): a day's change
+        forecasts add up (or compound) from the actual price before the origin."""
+        return from_changes(self.transform, self.previous[: len(scaled)], self.dataset.to_prices(scaled))
+
+    @property
+    def actual_paths(self) -> np.ndarray:
+        """(origins, H): the target on the H days forecast from each origin, in price units."""
+        return paths(self.actual, self.dataset.horizon)
+
+    @property
+    def persistence_paths(self) -> np.ndarray:
+        """(origins, H): persistence, the last actual price before each origin, on every day of its horizon."""
+        origins = len(self.actual) - self.dataset.horizon + 1
+        return np.repeat(self.previous[:origins, None], self.dataset.horizon, axis=1)
+
+    @property
+    def date_paths(self) -> np.ndarray:
+        """(origins, H) datetime64: the day each forecast is for."""
+        return paths(self.dataset.test_dates.to_numpy(), self.dataset.horizon)
 
 
 def _source(frame: pd.DataFrame) -> str:
@@ -111,8 +131,14 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
     ``data``'s features, target and window (its ``split`` is replaced by each fold's cutoff).
 
     Raises:
+        ConfigError: a ``horizon`` longer than the ``test_days``.
         DataError: the rows cannot hold the folds, or a fold's training rows cannot hold one window.
     """
+    if data.horizon > backtest.test_days:
+        raise ConfigError(
+            f"--horizon {data.horizon} is longer than --test-days {backtest.test_days}: a fold forecasts its own test "
+            f"days only; use --test-days {data.horizon} or more, or a shorter --horizon"
+        )
     prices = numeric_columns(frame, [data.target])[:, 0]
     shift = backtest.target_transform != "level"  # a change drops the first row: row i of it is row i + 1 of prices
     frame = to_changes(
@@ -128,10 +154,13 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
                 f"before it, but the data has {cutoff}; use a shorter --train-days, fewer --folds or --test-days, "
                 f"a later --first-cutoff, or --expanding"
             )
-        if cutoff - start < data.window + 1:
+        if cutoff - start < data.window + data.outputs:
+            needs = f"--window {data.window}" + (
+                f" and --horizon {data.outputs} need" if data.outputs > 1 else " needs"
+            )
             raise DataError(
                 f"{_source(frame)}: fold {index + 1} (first test day {day}) trains on {cutoff - start} rows, but "
-                f"--window {data.window} needs at least {data.window + 1}; use a longer --train-days, a later "
+                f"{needs} at least {data.window + data.outputs}; use a longer --train-days, a later "
                 f"--first-cutoff or a smaller --window"
             )
         end = cutoff + backtest.test_days
@@ -170,7 +199,8 @@ class Backtest:
     Attributes:
         folds: the folds, in order.
         seeds: the seeds of each fold's models.
-        member_forecasts: (folds, seeds, test_days), each model's one-step forecasts of its fold's test days.
+        member_forecasts: (folds, seeds, origins, H), each model's forecasts of the H days from each origin (each
+            test day, for H = 1) of its fold.
         losses: (epochs, folds, seeds), each model's training loss per epoch (scaled units).
         compile_seconds, train_seconds: where the time went (all models together).
     """
@@ -183,39 +213,44 @@ class Backtest:
     train_seconds: float
 
     @property
+    def horizon(self) -> int:
+        """H, the days forecast from each origin."""
+        return self.member_forecasts.shape[-1]
+
+    @property
     def forecasts(self) -> np.ndarray:
-        """(folds, test_days): the ensemble's forecast, the mean over the fold's seeds."""
+        """(folds, origins, H): the ensemble's forecast, the mean over the fold's seeds."""
         return self.member_forecasts.mean(axis=1)
 
     @property
     def actual(self) -> np.ndarray:
-        """(folds, test_days): the target on each test day, in price units."""
-        return np.stack([fold.actual for fold in self.folds])
+        """(folds, origins, H): the target on each day forecast, in price units."""
+        return np.stack([fold.actual_paths for fold in self.folds])
 
     @property
     def persistence(self) -> np.ndarray:
-        """(folds, test_days): the persistence forecast, the target on the day before each test day."""
-        return np.stack([fold.previous for fold in self.folds])
+        """(folds, origins, H): the persistence forecast, the last actual price before each origin."""
+        return np.stack([fold.persistence_paths for fold in self.folds])
 
     def table(self) -> pd.DataFrame:
-        """One row per test day and forecaster (each seed, then the ensemble): Date, fold, member, actual,
-        forecast, persistence."""
+        """One row per day forecast and forecaster (each seed, then the ensemble): Date, fold, member, actual,
+        forecast, persistence; with a horizon H > 1, also ``step``, the days ahead (the row for day ``Date`` at step
+        h was forecast from the data up to h days before it)."""
         rows = []
         for k, fold in enumerate(self.folds):
             members = [(f"seed {seed}", self.member_forecasts[k, s]) for s, seed in enumerate(self.seeds)]
+            steps = np.broadcast_to(np.arange(1, self.horizon + 1), fold.actual_paths.shape).ravel()
             for member, forecast in [*members, ("ensemble", self.forecasts[k])]:
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "Date": fold.dataset.test_dates.strftime("%Y-%m-%d"),
-                            "fold": k + 1,
-                            "member": member,
-                            "actual": fold.actual,
-                            "forecast": forecast,
-                            "persistence": fold.previous,
-                        }
-                    )
-                )
+                columns = {
+                    "Date": pd.DatetimeIndex(fold.date_paths.ravel()).strftime("%Y-%m-%d"),
+                    "fold": k + 1,
+                    "member": member,
+                    **({"step": steps} if self.horizon > 1 else {}),
+                    "actual": fold.actual_paths.ravel(),
+                    "forecast": forecast.ravel(),
+                    "persistence": fold.persistence_paths.ravel(),
+                }
+                rows.append(pd.DataFrame(columns))
         return pd.concat(rows, ignore_index=True)
 
 
@@ -253,7 +288,7 @@ def run_backtest(
             f"use --batch-size {sizes[short[0]]} or less, or more training rows"
         )
     x = np.zeros((len(folds) * len(seeds), max(sizes), *folds[0].dataset.x_train.shape[1:]), np.float32)
-    y = np.zeros(x.shape[:2], np.float32)
+    y = np.zeros((*x.shape[:2], *folds[0].dataset.y_train.shape[1:]), np.float32)
     for k, fold in enumerate(folds):
         members = slice(k * len(seeds), (k + 1) * len(seeds))
         x[members, : sizes[k]] = fold.dataset.x_train
@@ -271,13 +306,16 @@ def run_backtest(
         progress=progress,
     )
     forecasts = np.stack(
-        [
-            folds[m // len(seeds)].to_prices(predict_scaled(member, folds[m // len(seeds)].dataset.x_test))
-            for m, member in enumerate(ensemble.models)
-        ]
-    ).reshape(len(folds), len(seeds), -1)
+        [_forecast_prices(folds[m // len(seeds)], member) for m, member in enumerate(ensemble.models)]
+    ).reshape(len(folds), len(seeds), *folds[0].actual_paths.shape)
     losses = ensemble.losses.reshape(len(ensemble.losses), len(folds), len(seeds))
     return Backtest(folds, seeds, forecasts, losses, ensemble.compile_seconds, ensemble.train_seconds)
+
+
+def _forecast_prices(fold: Fold, model: Any) -> np.ndarray:
+    """(origins, H): ``model``'s forecasts from each of ``fold``'s origins, in price units."""
+    dataset = fold.dataset
+    return fold.to_prices(forecast_scaled(model, dataset.x_test, dataset.horizon, dataset.strategy))
 
 
 # --- statistics -------------------------------------------------------------------------------------------------
@@ -286,11 +324,14 @@ SIGNIFICANCE = 0.05
 """The level at which the verdict calls a difference from persistence significant."""
 
 
-def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, scale: np.ndarray | float) -> dict:
+def scores(
+    actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, scale: np.ndarray | float, horizon: int = 1
+) -> dict:
     """Every statistic of a forecast against persistence on the same days (each array (n,), in price units;
     ``scale``, MASE's in-sample naive MAE of the series the forecaster was fit on, one for all days or one per day):
     MSE, MAE, RMSE, MAPE of both, skill, MASE, directional accuracy and the Pesaran-Timmermann test, and the
-    Diebold-Mariano test (HLN) for squared and absolute loss."""
+    Diebold-Mariano test (HLN) for squared and absolute loss, for forecasts ``horizon`` days ahead (made on
+    consecutive days, so that their errors overlap)."""
     ours, theirs = metrics(actual, forecast), metrics(actual, persistence)
     actual_change, called_change = actual - persistence, forecast - persistence
     return {
@@ -302,17 +343,19 @@ def scores(actual: np.ndarray, forecast: np.ndarray, persistence: np.ndarray, sc
         "directional_accuracy": directional_accuracy(actual_change, called_change),
         "pesaran_timmermann": pesaran_timmermann(actual_change, called_change)._asdict(),
         "diebold_mariano": {
-            loss: diebold_mariano(actual, forecast, persistence, loss=loss)._asdict()
+            loss: diebold_mariano(actual, forecast, persistence, loss=loss, horizon=horizon)._asdict()
             for loss in ("squared", "absolute")
         },
     }
 
 
-def _with_members(actual: np.ndarray, ensemble: np.ndarray, members: dict, persistence: np.ndarray, scale) -> dict:
+def _with_members(
+    actual: np.ndarray, ensemble: np.ndarray, members: dict, persistence: np.ndarray, scale, horizon: int
+) -> dict:
     """:func:`scores` of the ensemble and of each member (seed -> forecasts), and the members' spread."""
-    member_scores = {seed: scores(actual, forecast, persistence, scale) for seed, forecast in members.items()}
+    member_scores = {seed: scores(actual, forecast, persistence, scale, horizon) for seed, forecast in members.items()}
     return {
-        "ensemble": scores(actual, ensemble, persistence, scale),
+        "ensemble": scores(actual, ensemble, persistence, scale, horizon),
         "members": member_scores,
         "member_range": {
             name: [min(m[name] for m in member_scores.values()), max(m[name] for m in member_scores.values())]
@@ -321,48 +364,64 @@ def _with_members(actual: np.ndarray, ensemble: np.ndarray, members: dict, persi
     }
 
 
-def summarize(result: Backtest) -> dict:
-    """The statistics of a backtest, per fold and pooled over every test day (the folds do not overlap): the
-    :func:`scores` of the ensemble and of each seed's model, and the range of the seeds' RMSE, MAE, skill, MASE and
-    directional accuracy."""
-    actual, persistence, forecasts = result.actual, result.persistence, result.forecasts
-    seeds = list(map(str, result.seeds))
+def _step_summary(result: Backtest, step: int) -> dict:
+    """The statistics of the forecasts ``step + 1`` days ahead, per fold and pooled."""
+    actual, persistence = result.actual[..., step], result.persistence[..., step]  # (folds, origins)
+    forecasts, member_forecasts = result.forecasts[..., step], result.member_forecasts[..., step]
+    seeds, horizon = list(map(str, result.seeds)), step + 1
     folds = []
     for k, fold in enumerate(result.folds):
-        members = dict(zip(seeds, result.member_forecasts[k], strict=True))
+        members = dict(zip(seeds, member_forecasts[k], strict=True))
+        scale = naive_scale(fold.train_prices)
         folds.append(
             {
                 "fold": k + 1,
                 "train_start": str(fold.train_start.date()),
                 "cutoff": str(fold.cutoff.date()),
-                "test_end": str(fold.dataset.test_dates[-1].date()),
+                "test_end": str(pd.Timestamp(fold.date_paths[-1, step]).date()),
                 "train_windows": len(fold.dataset.x_train),
-                **_with_members(actual[k], forecasts[k], members, persistence[k], naive_scale(fold.train_prices)),
+                **_with_members(actual[k], forecasts[k], members, persistence[k], scale, horizon),
             }
         )
-    days = actual.shape[1]
-    scales = np.repeat([naive_scale(fold.train_prices) for fold in result.folds], days)  # each day, its fold's
-    members = {seed: result.member_forecasts[:, s].ravel() for s, seed in enumerate(seeds)}
-    pooled = _with_members(actual.ravel(), forecasts.ravel(), members, persistence.ravel(), scales)
+    scales = np.repeat([naive_scale(fold.train_prices) for fold in result.folds], actual.shape[1])  # each its fold's
+    members = {seed: member_forecasts[:, s].ravel() for s, seed in enumerate(seeds)}
+    pooled = _with_members(actual.ravel(), forecasts.ravel(), members, persistence.ravel(), scales, horizon)
+    return {"folds": folds, "pooled": pooled}
+
+
+def summarize(result: Backtest) -> dict:
+    """The statistics of a backtest, per fold and pooled over every test day (the folds do not overlap): the
+    :func:`scores` of the ensemble and of each seed's model, and the range of the seeds' RMSE, MAE, skill, MASE and
+    directional accuracy.
+
+    With a horizon H > 1, ``folds`` and ``pooled`` are those of the forecasts H days ahead, and ``steps`` holds the
+    pooled statistics of every step h = 1 .. H.
+    """
+    steps = [_step_summary(result, step) for step in range(result.horizon)]
     summary = {
         "target_transform": result.folds[0].transform,
-        "folds": folds,
-        "pooled": pooled,
+        "horizon": result.horizon,
+        "strategy": result.folds[0].dataset.strategy,
+        **steps[-1],
         "compile_seconds": result.compile_seconds,
         "train_seconds": result.train_seconds,
         "models": len(result.folds) * len(result.seeds),
     }
-    return {**summary, "verdict": verdict(pooled["ensemble"])}
+    if result.horizon > 1:
+        summary["steps"] = [{"step": h + 1, "pooled": step["pooled"]} for h, step in enumerate(steps)]
+    return {**summary, "verdict": verdict(summary["pooled"]["ensemble"], result.horizon)}
 
 
-def verdict(pooled: dict) -> str:
-    """One line a person can act on: the ensemble's RMSE against persistence's, better or worse, and whether the
-    Diebold-Mariano test (squared loss) calls the difference significant at :data:`SIGNIFICANCE`."""
+def verdict(pooled: dict, horizon: int = 1) -> str:
+    """One line a person can act on: the ensemble's RMSE against persistence's (``horizon`` days ahead, when more
+    than one), better or worse, and whether the Diebold-Mariano test (squared loss) calls the difference significant
+    at :data:`SIGNIFICANCE`."""
     ours, theirs = pooled["rmse"], pooled["persistence"]["rmse"]
     p_value = pooled["diebold_mariano"]["squared"]["p_value"]
     word = "better" if ours < theirs else "worse" if ours > theirs else "no different"
+    ahead = f"{horizon} days ahead, " if horizon > 1 else ""
     if math.isnan(p_value):
-        return f"ensemble RMSE {ours:.4g} vs persistence {theirs:.4g}: {word} (Diebold-Mariano undefined)"
+        return f"{ahead}ensemble RMSE {ours:.4g} vs persistence {theirs:.4g}: {word} (Diebold-Mariano undefined)"
     if p_value >= SIGNIFICANCE and word != "no different":
         word += ", not significantly"
-    return f"ensemble RMSE {ours:.4g} vs persistence {theirs:.4g}: {word} (Diebold-Mariano p = {p_value:.2g})"
+    return f"{ahead}ensemble RMSE {ours:.4g} vs persistence {theirs:.4g}: {word} (Diebold-Mariano p = {p_value:.2g})"

@@ -41,9 +41,11 @@ __all__ = [
     "TrainConfig",
     "check_count",
     "check_date",
+    "check_levels",
     "check_split",
     "feature_names",
     "flag",
+    "parse_levels",
     "preset",
 ]
 
@@ -51,8 +53,9 @@ BUNDLED_CSV = Path(__file__).resolve().parents[1] / "data" / "GOOG.csv"
 """The bundled public-domain GOOG prices (see data/README.md), used when no CSV is given."""
 TUTORIAL_ROWS = 230
 """Rows of the bundled CSV used by default: its last 230, the length of the tutorial's window."""
-CONFIG_VERSION = 2
-"""Version of the ``config.json`` schema; 1 is the unversioned format of runs written before it."""
+CONFIG_VERSION = 3
+"""Version of the ``config.json`` schema; 1 is the unversioned format of runs written before it, 2 lacks the
+horizon (``data.horizon``, ``data.strategy``, ``model.outputs``) and ``backtest.levels``."""
 
 Architecture = Literal["vanilla", "stacked", "bidirectional", "conv"]
 ARCHITECTURES: tuple[str, ...] = ("vanilla", "stacked", "bidirectional", "conv")
@@ -62,6 +65,7 @@ Convolution = Literal["gemm", "xla"]
 Optimizer = Literal["adam", "keras_adam"]
 TargetTransform = Literal["level", "diff", "log-return"]
 TARGET_TRANSFORMS: tuple[str, ...] = ("level", "diff", "log-return")
+Strategy = Literal["direct", "recursive"]
 
 
 # --- one rule per kind of value -------------------------------------------------------------------------------
@@ -122,6 +126,23 @@ def check_date(name: str, value: Any, example: str = "2020-04-01") -> None:
         raise ConfigError(f"{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. {name} {example}") from None
 
 
+def check_levels(name: str, value: Any, example: str = "0.8,0.95") -> None:
+    """ConfigError unless ``value`` is one or more distinct interval coverages, each strictly between 0 and 1."""
+    levels = tuple(value) if isinstance(value, tuple | list) else (value,)
+    bad = [level for level in levels if isinstance(level, bool) or not isinstance(level, numbers.Real)]
+    bad += [level for level in levels if level not in bad and not 0 < level < 1]
+    if not levels or bad or len(set(levels)) < len(levels):
+        shown = ",".join(map(str, levels))
+        problem = (
+            "name at least one level"
+            if not levels
+            else "each level must lie strictly between 0 and 1"
+            if bad
+            else "list each level once"
+        )
+        raise ConfigError(f"{name} {shown}: {problem}, e.g. {name} {example}")
+
+
 def check_split(split: Any) -> None:
     """ConfigError unless ``split`` is a number of training rows (>= 1) or a fraction in (0, 1)."""
     if isinstance(split, bool) or not isinstance(split, numbers.Real):
@@ -152,12 +173,25 @@ _RULES = {
     "flag": _check_flag,
     "text": _check_text,
     "date": check_date,
+    "levels": check_levels,
 }
 
 
 def _parse_columns(text: str) -> tuple[str, ...]:
     """``"Open, Close"`` -> ``("Open", "Close")``."""
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def parse_levels(text: str) -> tuple[float | str, ...]:
+    """``"0.8,0.95"`` -> ``(0.8, 0.95)``; a part that is no number stays text, for :func:`check_levels` to name."""
+
+    def number(part: str) -> float | str:
+        try:
+            return float(part)
+        except ValueError:
+            return part
+
+    return tuple(number(part.strip()) for part in text.split(",") if part.strip())
 
 
 def _parse_split(text: str) -> int | float:
@@ -245,8 +279,12 @@ class DataConfig(_Section):
         start, end: first and last dates kept, ``YYYY-MM-DD`` (None: no bound).
         last_rows: keep only the last N rows after the date filter.
         features: input columns.
-        target: the column forecast one day ahead.
+        target: the column forecast.
         window: days of history per sample (Keras: timesteps).
+        horizon: H, the days each window forecasts: the ``horizon`` rows after it.
+        strategy: how a window forecasts H days: ``direct``, a Dense(H) head gives all of them at once (its model has
+            ``outputs`` H); ``recursive``, a one-day model whose forecast is fed back as the next day's input, H
+            times. Only the target can be fed back, so ``recursive`` needs the target as the one feature.
         split: training rows (int), or a fraction of the rows (float).
         missing: rows with null values: ``error``, ``drop`` or ``ffill``.
         sha256: digest of the training windows, recorded by ``jaxlstm train``.
@@ -266,8 +304,15 @@ class DataConfig(_Section):
         parse=int,
     )
     features: tuple[str, ...] = _option(("Open",), None, "input columns, comma-separated", parse=_parse_columns)
-    target: str = _option("Open", "text", "column to forecast one day ahead")
+    target: str = _option("Open", "text", "column to forecast")
     window: int = _option(60, "count", "past days per sample (Keras: timesteps)", parse=int)
+    horizon: int = _option(1, "count", "days forecast from each window", parse=int)
+    strategy: Strategy = _option(
+        "direct",
+        None,
+        "multi-day forecasts: a Dense(horizon) head, or a one-day model fed its own forecasts",
+        choices=("direct", "recursive"),
+    )
     split: int | float = _option(172, None, "training rows (int) or fraction of rows (float)", parse=_parse_split)
     missing: MissingPolicy = _option("error", None, "rows with null values", choices=("error", "drop", "ffill"))
     sha256: str | None = _option(None, None, "", optional=True, cli=False)
@@ -280,6 +325,18 @@ class DataConfig(_Section):
         object.__setattr__(self, "features", feature_names(self.features))
         _validate(self)
         check_split(self.split)
+        if self.strategy == "recursive" and self.features != (self.target,):
+            unknown = [name for name in self.features if name != self.target]
+            cannot = f"cannot forecast {', '.join(unknown)}" if unknown else f"needs {self.target} as an input"
+            raise ConfigError(
+                f"--strategy recursive feeds each forecast back as the next day's {self.target}, but {cannot}; "
+                f"use --strategy direct, or --features {self.target}"
+            )
+
+    @property
+    def outputs(self) -> int:
+        """The values a model forecasts per window: ``horizon`` for ``direct``, 1 for ``recursive``."""
+        return self.horizon if self.strategy == "direct" else 1
 
     @property
     def path(self) -> Path:
@@ -305,6 +362,7 @@ class ModelConfig(_Section):
         units: H, the units of each LSTM (per direction); the filters of each ConvLSTM.
         dropout: rate of the dropout after every recurrent layer.
         n_features: size of each input vector (1 for the tutorial's ``Open`` column).
+        outputs: units of the Dense head, the days forecast at once (:attr:`DataConfig.outputs`).
         subsequence_length: ``conv`` only: days per ConvLSTM step (a 60-day window is read as 4 steps of 15 days).
         kernel_size: ``conv`` only: width of the ConvLSTM kernels, in days ("valid" padding).
         implementation: LSTM layers: ``fused`` (the fast path of :mod:`jaxlstm.fused`) or ``textbook`` (a scan of
@@ -319,6 +377,7 @@ class ModelConfig(_Section):
     units: int = _option(50, "count", "units per LSTM layer (default: 50; conv: 64 filters)", parse=int)
     dropout: float = _option(0.2, "fraction", "dropout rate after each recurrent layer (default: 0.2)", parse=float)
     n_features: int = _option(1, "count", "", cli=False)
+    outputs: int = _option(1, "count", "", cli=False)
     subsequence_length: int = _option(15, "count", "conv: days per ConvLSTM step (default: 15)", parse=int)
     kernel_size: int = _option(3, "count", "conv: ConvLSTM kernel width in days (default: 3)", parse=int)
     implementation: Implementation = _option(
@@ -361,6 +420,7 @@ def preset(
     units: int | None = None,
     dropout: float | None = None,
     n_features: int = 1,
+    outputs: int = 1,
     **fast_path: Any,
 ) -> ModelConfig:
     """The tutorial's model for ``arch``, with any field overridden (None keeps the preset's value).
@@ -374,7 +434,8 @@ def preset(
     conv            4 x 15 days, ConvLSTM1D(64, 3), Dropout(0.2), Flatten, Dense(1)           51,009
     ==============  ====================================================================  ==========
 
-    ``fast_path`` sets the other fields of :class:`ModelConfig` (``implementation``, ``unroll``, ...).
+    ``outputs`` > 1 widens the head to Dense(outputs); ``fast_path`` sets the other fields of :class:`ModelConfig`
+    (``implementation``, ``unroll``, ...).
     """
     return ModelConfig(
         arch=arch,
@@ -382,6 +443,7 @@ def preset(
         units=(64 if arch == "conv" else 50) if units is None else units,
         dropout=0.2 if dropout is None else dropout,
         n_features=n_features,
+        outputs=outputs,
         **{name: value for name, value in fast_path.items() if value is not None},
     )
 
@@ -463,6 +525,8 @@ class BacktestConfig(_Section):
         first_cutoff: the first test day of the first fold, ``YYYY-MM-DD`` (None: step back from the end).
         seeds: S, the models per fold, seeded ``seed``, ``seed + 1``, ... (``TrainConfig.seed``); the fold's
             forecast is their mean.
+        levels: the coverages of the prediction intervals whose calibration the backtest measures
+            (:mod:`jaxlstm.calibration`).
         target_transform: ``level``, the tutorial's: the models see and predict prices; ``diff`` or
             ``log-return``: they see and predict the day-over-day changes of every feature and of the target
             (:func:`jaxlstm.data.to_changes`), and each forecast becomes a price from the day before's actual price.
@@ -485,8 +549,17 @@ class BacktestConfig(_Section):
         "what the models learn and predict: prices, or their daily diff or log-return (scored in prices)",
         choices=TARGET_TRANSFORMS,
     )
+    levels: tuple[float, ...] = _option(
+        (0.8, 0.95),
+        "levels",
+        "coverages of the prediction intervals calibrated, comma-separated",
+        example="0.8,0.95",
+        parse=parse_levels,
+    )
 
     def __post_init__(self) -> None:
+        if isinstance(self.levels, list):
+            object.__setattr__(self, "levels", tuple(self.levels))
         _validate(self)
 
 
@@ -535,6 +608,8 @@ class RunConfig:
         version = content.pop("version", 1)
         if version == 1:
             content = _upgrade_version_1(content)
+        elif version == 2:
+            content = _upgrade_version_2(content)
         elif version != CONFIG_VERSION:
             raise RunError(
                 f"{source}: configuration version {version!r}; this jaxlstm reads versions 1 to {CONFIG_VERSION}, "
@@ -568,6 +643,21 @@ def _upgrade_version_1(content: dict[str, Any]) -> dict[str, Any]:
         if isinstance(section, dict):
             defaults = {item.name: cls.__dataclass_fields__[item.name].default for item in dataclasses.fields(cls)}
             upgraded[key] = {**_json_defaults(defaults), **section}
+    return upgraded
+
+
+def _upgrade_version_2(content: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 forecast one day (``horizon`` 1, ``strategy`` direct, ``outputs`` 1) and its backtests calibrated
+    the default levels."""
+    upgraded = dict(content)
+    added_in_3 = (
+        ("data", {"horizon": 1, "strategy": "direct"}),
+        ("model", {"outputs": 1}),
+        ("backtest", {"levels": [0.8, 0.95]}),
+    )
+    for key, added in added_in_3:
+        if isinstance(content.get(key), dict):
+            upgraded[key] = {**added, **content[key]}
     return upgraded
 
 

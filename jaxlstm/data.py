@@ -14,6 +14,10 @@ The reference tutorial forecasts a day's ``Open`` from the ``window`` (60) days 
 On the tutorial's 230 GOOG rows (2020-04-01..2021-03-01) this gives ``x_train`` (112, 60, 1) and ``x_test``
 (58, 60, 1). Samples are always shaped (samples, timesteps, features), Keras's layout.
 
+With a ``horizon`` H > 1, window ``i - window:i`` forecasts days ``i .. i + H - 1``. A direct model trains on the
+windows whose H days all lie in the training rows (``y_train`` (n, H)); a recursive one on one-day targets, as
+above. Test window ``k`` forecasts test days ``k .. k + H - 1``, so there are ``n_test - H + 1`` of them.
+
 Every problem with the input raises :class:`~jaxlstm.errors.DataError` (the file or its contents) or
 :class:`~jaxlstm.errors.ConfigError` (an argument), with a one-line message that names the file, line,
 column or argument and the fix.
@@ -37,7 +41,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pandas.tseries.offsets import BDay
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.config import DataConfig, TargetTransform, check_count, check_date, check_split, feature_names
+from jaxlstm.config import (
+    DataConfig,
+    Strategy,
+    TargetTransform,
+    check_count,
+    check_date,
+    check_split,
+    feature_names,
+)
 from jaxlstm.errors import ConfigError, DataError
 
 __all__ = [
@@ -49,6 +61,7 @@ __all__ = [
     "load_frame",
     "load_prices",
     "numeric_columns",
+    "paths",
     "prediction_windows",
     "prepare",
     "prepare_as",
@@ -83,22 +96,26 @@ class Dataset:
     """The tutorial's arrays for one series; ``x`` and ``y`` are scaled, ``*_prices`` in price units.
 
     Sample ``k`` of ``x_train`` holds the ``window`` rows before ``train_dates[k]`` and ``y_train[k]`` the
-    scaled target on that date; likewise for the test arrays and ``test_dates``.
+    scaled target on that date (and, for a direct model of ``horizon`` H > 1, on the H - 1 days after it: (n, H));
+    likewise test window ``k`` forecasts ``test_dates[k]`` (and the H - 1 test days after it, ``y_test[k]``).
+    With H = 1, n_fit = n_train - window and n_origins = n_test.
     """
 
     features: tuple[str, ...]
     target: str
     window: int
-    x_train: np.ndarray  # (n_train - window, window, n_features) float32, scaled features
-    y_train: np.ndarray  # (n_train - window,) float32, scaled target
-    x_test: np.ndarray  # (n_test, window, n_features) float32, scaled with the training scaler
-    y_test: np.ndarray  # (n_test,) float32, scaled with the training scaler
-    train_dates: pd.DatetimeIndex  # (n_train - window,) date of each training target
-    test_dates: pd.DatetimeIndex  # (n_test,) date of each test target
+    x_train: np.ndarray  # (n_fit, window, n_features) float32, scaled features
+    y_train: np.ndarray  # (n_fit,) or (n_fit, H) for a direct model: float32, scaled target
+    x_test: np.ndarray  # (n_origins, window, n_features) float32, scaled with the training scaler
+    y_test: np.ndarray  # (n_origins,) or (n_origins, H) for H > 1: float32, scaled with the training scaler
+    train_dates: pd.DatetimeIndex  # (n_fit,) date of each training target (its first day)
+    test_dates: pd.DatetimeIndex  # (n_test,) every test day
     test_prices: np.ndarray  # (n_test,) float64, the target in price units
     previous_prices: np.ndarray  # (n_test,) float64, the target on the row before each test day
     feature_scaler: MinMaxScaler  # fit on the training rows of ``features``
     target_scaler: MinMaxScaler  # fit on the training rows of ``target`` (one column)
+    horizon: int = 1
+    strategy: Strategy = "direct"
 
     def __repr__(self) -> str:
         return (
@@ -108,13 +125,25 @@ class Dataset:
         )
 
     def to_prices(self, scaled: np.ndarray) -> np.ndarray:
-        """Map scaled target values, shape (n,), back to price units: (n,) float64."""
+        """Map scaled target values, any shape, back to price units: the same shape, float64."""
         return to_prices(self.target_scaler, scaled)
 
 
 def to_prices(target_scaler: MinMaxScaler, scaled: np.ndarray) -> np.ndarray:
-    """Scaled target values (n,) back in price units with the fitted target scaler: (n,) float64."""
-    return target_scaler.inverse_transform(np.asarray(scaled, dtype=np.float64).reshape(-1, 1))[:, 0]
+    """Scaled target values, any shape, back in price units with the fitted target scaler: the same shape,
+    float64."""
+    scaled = np.asarray(scaled, dtype=np.float64)
+    return target_scaler.inverse_transform(scaled.reshape(-1, 1)).reshape(scaled.shape)
+
+
+def paths(values: np.ndarray, horizon: int) -> np.ndarray:
+    """The ``horizon`` consecutive values from each day on, (n,) -> (n - horizon + 1, horizon); row ``k`` is
+    ``values[k:k + horizon]``.
+
+    >>> paths(np.arange(5), 3).tolist()
+    [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    """
+    return sliding_window_view(np.asarray(values), horizon)
 
 
 def to_changes(frame: pd.DataFrame, columns: Sequence[str], transform: TargetTransform) -> pd.DataFrame:
@@ -145,12 +174,17 @@ def to_changes(frame: pd.DataFrame, columns: Sequence[str], transform: TargetTra
 
 
 def from_changes(transform: TargetTransform, previous: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """Prices (n,) from the day before's ``previous`` prices (n,) and forecasts of :func:`to_changes` (n,)."""
+    """Prices from the day before's ``previous`` prices (n,) and forecasts of :func:`to_changes`: (n,), one day;
+    or (n, H), H days in a row, which add up (``diff``) or compound (``log-return``) from ``previous``. Returns the
+    shape of ``change``."""
+    change = np.asarray(change, dtype=np.float64)
+    if change.ndim == 2:
+        previous, change = np.asarray(previous)[:, None], np.cumsum(change, axis=-1)
     if transform == "diff":
         return previous + change
     if transform == "log-return":
         return previous * np.exp(change)
-    return np.asarray(change, dtype=np.float64)
+    return change
 
 
 def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.DataFrame:
@@ -210,8 +244,16 @@ def load_dataset(config: DataConfig) -> tuple[pd.DataFrame, Dataset]:
 
 
 def prepare_as(frame: pd.DataFrame, config: DataConfig) -> Dataset:
-    """:func:`prepare` with ``config``'s features, target, window and split."""
-    return prepare(frame, features=config.features, target=config.target, window=config.window, split=config.split)
+    """:func:`prepare` with ``config``'s features, target, window, split, horizon and strategy."""
+    return prepare(
+        frame,
+        features=config.features,
+        target=config.target,
+        window=config.window,
+        split=config.split,
+        horizon=config.horizon,
+        strategy=config.strategy,
+    )
 
 
 def record(config: DataConfig, frame: pd.DataFrame, dataset: Dataset | None = None) -> DataConfig:
@@ -265,6 +307,8 @@ def prepare(
     target: str = "Open",
     window: int = DEFAULT_WINDOW,
     split: int | float = DEFAULT_SPLIT,
+    horizon: int = 1,
+    strategy: Strategy = "direct",
 ) -> Dataset:
     """Split, scale and window ``frame`` exactly as the tutorial does (see the module docstring).
 
@@ -274,39 +318,53 @@ def prepare(
         target: the column to predict; it may also be a feature.
         window: days of history per sample.
         split: number of training rows, or a fraction in (0, 1) of the rows (rounded down).
+        horizon: days forecast from each window.
+        strategy: ``direct`` (the model forecasts all ``horizon`` days: targets (n, horizon)) or ``recursive``
+            (it forecasts one day and is fed its forecasts: one-day targets); see :class:`~jaxlstm.config.DataConfig`.
 
     Raises:
-        ConfigError: bad ``features``, ``window`` or ``split``.
-        DataError: a missing, non-numeric or non-finite column, too few rows for the window and split, or a
-            column that is constant over the training rows.
+        ConfigError: bad ``features``, ``window``, ``split``, ``horizon`` or ``strategy``.
+        DataError: a missing, non-numeric or non-finite column, too few rows for the window, split and horizon,
+            or a column that is constant over the training rows.
     """
-    names = feature_names(features)
-    check_count("--window", window, DEFAULT_WINDOW)
+    config = DataConfig(
+        features=features, target=target, window=window, split=split, horizon=horizon, strategy=strategy
+    )
+    names = config.features
     n_rows = len(frame)
     n_train = _training_rows(split, n_rows)
     inputs = numeric_columns(frame, names)
     prices = numeric_columns(frame, (target,))[:, 0]
-    _check_sizes(frame, split, n_train, window)
+    _check_sizes(frame, split, n_train, window, horizon, config.outputs)
     feature_scaler = _fit_scaler(frame, inputs[:n_train], names)
     target_scaler = _fit_scaler(frame, prices[:n_train, None], (target,))
-    x = _windows(feature_scaler.transform(inputs), window)[:-1]  # x[k] predicts row k + window
-    y = target_scaler.transform(prices[:, None])[window:, 0].astype(np.float32)
-    n_fit = n_train - window
+    x = _windows(feature_scaler.transform(inputs), window)[:-1]  # x[k] forecasts rows k + window ..
+    y = target_scaler.transform(prices[:, None])[window:, 0].astype(np.float32)  # y[k]: row k + window
+    n_fit = n_train - window - config.outputs + 1
+    n_origins = n_rows - n_train - horizon + 1
     return Dataset(
         features=names,
         target=target,
         window=window,
         x_train=x[:n_fit],
-        y_train=y[:n_fit],
-        x_test=x[n_fit:],
-        y_test=y[n_fit:],
-        train_dates=frame.index[window:n_train],
+        y_train=_targets(y[: n_train - window], config.outputs),
+        x_test=x[n_train - window :][:n_origins],
+        y_test=_targets(y[n_train - window :], horizon),
+        train_dates=frame.index[window : window + n_fit],
         test_dates=frame.index[n_train:],
         test_prices=prices[n_train:],
         previous_prices=prices[n_train - 1 : -1],
         feature_scaler=feature_scaler,
         target_scaler=target_scaler,
+        horizon=horizon,
+        strategy=strategy,
     )
+
+
+def _targets(scaled: np.ndarray, days: int) -> np.ndarray:
+    """Scaled targets (n,) as the targets of windows forecasting ``days`` days: (n,) for one, else (n - days + 1,
+    days)."""
+    return scaled if days == 1 else np.ascontiguousarray(paths(scaled, days))
 
 
 def prediction_windows(
@@ -547,17 +605,25 @@ def _training_rows(split: int | float, n_rows: int) -> int:
     return int(split) if isinstance(split, numbers.Integral) else int(split * n_rows)
 
 
-def _check_sizes(frame: pd.DataFrame, split: int | float, n_train: int, window: int) -> None:
+def _check_sizes(
+    frame: pd.DataFrame, split: int | float, n_train: int, window: int, horizon: int, outputs: int
+) -> None:
     n_rows = len(frame)
     if n_train >= n_rows:
         raise DataError(
             f"{_source(frame)}: {n_rows} rows and --split {split} leaves no test rows; "
             f"use a wider --start/--end range or a smaller --split"
         )
-    if n_train < window + 1:
+    if n_train < window + outputs:
+        needs = f"--window {window}" + (f" and --horizon {outputs}" if outputs > 1 else "")
         raise DataError(
-            f"{_source(frame)}: {n_train} training rows (of {n_rows}), but --window {window} needs at least "
-            f"{window + 1}; use an earlier --start, a larger --split or a smaller --window"
+            f"{_source(frame)}: {n_train} training rows (of {n_rows}), but {needs} need{'s' * (outputs == 1)} at least "
+            f"{window + outputs}; use an earlier --start, a larger --split or a smaller --window"
+        )
+    if n_rows - n_train < horizon:
+        raise DataError(
+            f"{_source(frame)}: --horizon {horizon} is longer than the {n_rows - n_train} test days; "
+            f"use a smaller --horizon or --split"
         )
 
 

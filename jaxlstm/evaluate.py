@@ -12,16 +12,19 @@ intervals and predictive distributions: coverage, pinball loss, interval (Winkle
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.data import Dataset, to_prices
+from jaxlstm.config import Strategy
+from jaxlstm.data import Dataset, paths, to_prices
 
 __all__ = [
     "Evaluation",
@@ -33,6 +36,7 @@ __all__ = [
     "diebold_mariano",
     "directional_accuracy",
     "evaluate",
+    "forecast_scaled",
     "interval_score",
     "mase",
     "metrics",
@@ -61,11 +65,14 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The model's test predictions (n_test,) in price units, its metrics, and the naive baseline's."""
+    """The model's test predictions in price units, (n_test,) or (n_origins, H) for a horizon H > 1, its metrics,
+    and the naive baseline's (the last known price, for every day of the horizon): over all the forecasts, and per
+    step of the horizon (``steps[h - 1]`` is ``(model, naive)`` for the forecasts h days ahead)."""
 
     predictions: np.ndarray
     model: Metrics
     naive: Metrics
+    steps: tuple[tuple[Metrics, Metrics], ...] = ()
 
 
 def metrics(true: np.ndarray, predicted: np.ndarray) -> Metrics:
@@ -84,9 +91,35 @@ def _forward(model: nnx.Module, x: jax.Array) -> jax.Array:
     return model(x)
 
 
+@partial(jax.jit, static_argnums=(0, 3))
+def _fed_back(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array, horizon: int) -> jax.Array:
+    model = nnx.merge(graphdef, state)
+
+    def next_day(window: jax.Array, _: None) -> tuple[jax.Array, jax.Array]:
+        forecast = model(window)
+        return jnp.concatenate([window[:, 1:], forecast[:, None, None]], axis=1), forecast
+
+    _, forecasts = jax.lax.scan(next_day, x, None, length=horizon)
+    return forecasts.T
+
+
 def predict_scaled(model: nnx.Module, x: np.ndarray) -> np.ndarray:
-    """Predictions of a forecaster for windows ``x`` (n, time, features), in scaled units, (n,)."""
+    """Predictions of a forecaster for windows ``x`` (n, time, features), in scaled units, (n,) (or (n, outputs)
+    for a model with several outputs)."""
     return np.asarray(_forward(model, x))
+
+
+def forecast_scaled(model: nnx.Module, x: np.ndarray, horizon: int = 1, strategy: Strategy = "direct") -> np.ndarray:
+    """The next ``horizon`` days after each window ``x`` (n, time, features), in scaled units: (n, horizon).
+
+    ``direct``: the model's own outputs (it has ``horizon`` of them). ``recursive``: a one-day model whose window
+    (the target as its one feature, scaled as the target is) moves on a day at a time, its forecast appended as the
+    newest day, ``horizon`` times.
+    """
+    if strategy == "direct":
+        return predict_scaled(model, x).reshape(len(x), horizon)
+    graphdef, state = nnx.split(model)
+    return np.asarray(_fed_back(graphdef, state, jnp.asarray(x), horizon))
 
 
 def predict_prices(model: nnx.Module, x: np.ndarray, target_scaler: MinMaxScaler) -> np.ndarray:
@@ -95,12 +128,18 @@ def predict_prices(model: nnx.Module, x: np.ndarray, target_scaler: MinMaxScaler
 
 
 def evaluate(model: nnx.Module, dataset: Dataset) -> Evaluation:
-    """The model and the naive baseline on the test days of ``dataset``."""
-    predictions = predict_prices(model, dataset.x_test, dataset.target_scaler)
+    """The model and the naive baseline on the test days of ``dataset``, every step of its horizon."""
+    forecasts = dataset.to_prices(forecast_scaled(model, dataset.x_test, dataset.horizon, dataset.strategy))
+    actual = paths(dataset.test_prices, dataset.horizon)
+    naive = np.broadcast_to(dataset.previous_prices[: len(actual), None], actual.shape)
+    steps = tuple(
+        (metrics(actual[:, h], forecasts[:, h]), metrics(actual[:, h], naive[:, h])) for h in range(len(actual[0]))
+    )
     return Evaluation(
-        predictions=predictions,
-        model=metrics(dataset.test_prices, predictions),
-        naive=metrics(dataset.test_prices, dataset.previous_prices),
+        predictions=forecasts[:, 0] if dataset.horizon == 1 else forecasts,
+        model=metrics(actual.ravel(), forecasts.ravel()),
+        naive=metrics(actual.ravel(), naive.ravel()),
+        steps=steps if dataset.horizon > 1 else (),
     )
 
 

@@ -114,7 +114,7 @@ class _PeerLayer:
 class _PeerModel:
     source: str  # for messages: "Keras file model.keras", "nn.LSTM"
     layers: tuple[_PeerLayer, ...]
-    head: tuple[np.ndarray, np.ndarray] | None  # Dense kernel (F, 1) and bias (1,)
+    head: tuple[np.ndarray, np.ndarray] | None  # Dense kernel (F, outputs) and bias (outputs,)
     head_name: str = "Dense"
 
 
@@ -265,7 +265,7 @@ def _infer_config(peer: _PeerModel, *, dropout: float | None) -> ModelConfig:
     if not peer.layers:
         raise InteropError(f"{peer.source} holds no LSTM layer")
     if peer.head is None:
-        raise InteropError(f"{peer.source} has no {peer.head_name} head; a jaxlstm Forecaster ends with Dense(1)")
+        raise InteropError(f"{peer.source} has no {peer.head_name} head; a jaxlstm Forecaster ends with a Dense head")
     first = peer.layers[0]
     n_directions = len(first.directions)
     units = _shape(first.directions[0].U)[0]
@@ -300,6 +300,7 @@ def _infer_config(peer: _PeerModel, *, dropout: float | None) -> ModelConfig:
         units=units,
         dropout=_peer_dropout(peer, dropout),
         n_features=_shape(first.directions[0].W)[0],
+        outputs=_shape(peer.head[0])[1],
     )
 
 
@@ -422,7 +423,7 @@ def _records_from_h5(h5: Any, config_layers: list[dict[str, Any]] | None, source
         )
     if len(found.get("dense", [])) > 1:
         raise InteropError(
-            f"{source} holds {len(found['dense'])} Dense layers; a jaxlstm Forecaster ends with one Dense(1)"
+            f"{source} holds {len(found['dense'])} Dense layers; a jaxlstm Forecaster ends with one Dense head"
         )
     for kind in ("lstm", "bidirectional", "dense"):
         for _, group_name in sorted(found.get(kind, [])):
@@ -543,7 +544,7 @@ def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
         if record.class_name == "InputLayer":
             continue
         if head is not None:
-            raise InteropError(f"{where} ({record.class_name}) follows the Dense head; jaxlstm ends with Dense(1)")
+            raise InteropError(f"{where} ({record.class_name}) follows the Dense head; jaxlstm ends with it")
         if record.class_name == "LSTM":
             _check_keras_lstm(config, where)
             params, _ = _keras_params(record.weights, _keras_biases("LSTM", config)[0])
@@ -608,7 +609,7 @@ def keras_model_config(source: str | os.PathLike | keras.Model, *, dropout: floa
     layers of a ``.keras`` file or live model (0 where none follows a layer). A bare ``.weights.h5`` records no
     dropout: the tutorial's 0.2 is assumed unless ``dropout`` is given. Raises :class:`InteropError` for a model
     no Forecaster can hold (mixed units or directions, a non-concat merge, layers other than LSTM,
-    Bidirectional(LSTM), Dropout and one Dense(1)).
+    Bidirectional(LSTM), Dropout and one Dense head).
     """
     return _infer_config(_read_keras(source), dropout=dropout)
 
@@ -643,6 +644,7 @@ def from_keras(
             units=units or _shape(first.directions[0].U)[0],
             dropout=_peer_dropout(peer, dropout),
             n_features=_shape(first.directions[0].W)[0],
+            outputs=1 if peer.head is None else _shape(peer.head[0])[1],
         )
     return _filled(lambda: Forecaster(config, rngs=nnx.Rngs(0)), peer)
 
@@ -698,7 +700,7 @@ def _import_keras() -> Any:
 
 def to_keras(module: Module, *, timesteps: int | None = None) -> keras.Sequential:
     """The equivalent ``keras.Sequential`` with our weights: LSTM or Bidirectional(LSTM) layers, a
-    ``Dropout(rate)`` after each when the rate is positive, and ``Dense(1)`` for a Forecaster.
+    ``Dropout(rate)`` after each when the rate is positive, and ``Dense(outputs)`` for a Forecaster.
 
     The input is ``keras.Input((timesteps, n_features))``; ``timesteps=None`` accepts any length.
     """

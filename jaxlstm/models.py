@@ -1,4 +1,5 @@
-"""The forecaster: a stack of recurrent layers, dropout after each, and a Dense(1) head on the last output.
+"""The forecaster: a stack of recurrent layers, dropout after each, and a Dense head on the last output: Dense(1)
+for the next day, Dense(H) for a direct H-day forecast (``ModelConfig.outputs``).
 
 :class:`Forecaster` builds the model a :class:`~jaxlstm.config.ModelConfig` describes; the presets of
 :func:`~jaxlstm.config.preset` reproduce the tutorial's Keras models parameter for parameter (vanilla 10,451,
@@ -12,6 +13,8 @@ stacked 71,051, bidirectional 202,101, conv 51,009).
 71051
 >>> model(jnp.ones((32, 60, 1))).shape
 (32,)
+>>> Forecaster(preset("vanilla", outputs=5), rngs=nnx.Rngs(0))(jnp.ones((32, 60, 1))).shape
+(32, 5)
 """
 
 import math
@@ -69,19 +72,20 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
 
 
 class Forecaster(nnx.Module):
-    """Maps windows (batch, time, n_features) to one scaled next-day value per window, (batch,).
+    """Maps windows (batch, time, n_features) to scaled forecasts: (batch,), the next day, for one output;
+    (batch, outputs), the next ``outputs`` days, for more.
 
     Attributes:
         config: the :class:`~jaxlstm.config.ModelConfig` it was built from.
         recurrent: the :class:`~jaxlstm.layers.Stacked` layers, with the dropout after each.
-        head: Dense(1) on the last layer's output (flattened: a ConvLSTM's final state has positions).
+        head: Dense(outputs) on the last layer's output (flattened: a ConvLSTM's final state has positions).
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
         layers, width = recurrent_layers(config, rngs)
         self.recurrent = Stacked(layers, dropout=config.dropout)
-        self.head = nnx.Linear(width, 1, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
+        self.head = nnx.Linear(width, config.outputs, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
 
     def stack_inputs(self, x: Array) -> Array:
         """What the recurrent stack reads: the windows (batch, time, features) themselves, or for ``conv`` the
@@ -89,9 +93,11 @@ class Forecaster(nnx.Module):
         return to_subsequences(x, self.config.subsequence_length) if self.config.arch == "conv" else x
 
     def __call__(self, x: Array, *, dropout_key: Array | None = None) -> Array:
-        """Scaled predictions (batch,) for windows x (batch, time, n_features); dropout only with a key."""
+        """Scaled forecasts (batch,) or (batch, outputs) for windows x (batch, time, n_features); dropout only with a
+        key."""
         features = self.recurrent(self.stack_inputs(x), dropout_key=dropout_key)
-        return self.head(features.reshape(features.shape[0], -1))[..., 0]
+        forecasts = self.head(features.reshape(features.shape[0], -1))
+        return forecasts[..., 0] if self.config.outputs == 1 else forecasts
 
 
 def count_parameters(model: nnx.Module) -> int:

@@ -20,10 +20,12 @@ from jaxlstm.train import History
 
 __all__ = [
     "plot_backtest",
+    "plot_coverage",
     "plot_fold_skill",
     "plot_gate_heatmaps",
     "plot_gradient_flow",
     "plot_loss",
+    "plot_pit",
     "plot_predictions",
     "plot_states",
     "save",
@@ -61,6 +63,7 @@ def plot_predictions(
     naive: np.ndarray | None = None,
     title: str = "Stock price prediction",
     ylabel: str = "Open price",
+    naive_label: str = "naive (yesterday's value)",
 ) -> None:
     """Original against predicted prices over real dates, optionally with the naive baseline."""
     fig = Figure(figsize=(9, 4.5), layout="constrained")
@@ -68,7 +71,7 @@ def plot_predictions(
     ax.plot(dates, true, color="red", label="original price")
     ax.plot(dates, predicted, color="blue", label="predicted price (LSTM)")
     if naive is not None:
-        ax.plot(dates, naive, color="grey", linestyle="--", linewidth=1, label="naive (yesterday's value)")
+        ax.plot(dates, naive, color="grey", linestyle="--", linewidth=1, label=naive_label)
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.set(xlabel="date", ylabel=ylabel, title=title)
@@ -219,4 +222,40 @@ def plot_fold_skill(ensemble: np.ndarray, members: np.ndarray, path: Path, *, ti
     ax.set(xlabel="fold", ylabel="skill = 1 - RMSE / RMSE(persistence)", title=title, xticks=folds)
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
+    save(fig, path)
+
+
+def plot_pit(pit: dict[str, np.ndarray], path: Path, *, title: str, bins: int = 10) -> None:
+    """One histogram per method of its forecasts' PIT values (any shape): flat at 1 for calibrated forecasts, a U
+    for intervals too narrow, a hump for intervals too wide."""
+    fig = Figure(figsize=(4 * len(pit), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(pit), sharey=True))
+    for ax, (method, values) in zip(axes, pit.items(), strict=True):
+        ax.hist(np.ravel(values), bins=bins, range=(0, 1), density=True, color="tab:blue", alpha=0.7)
+        ax.axhline(1, color="black", linestyle="--", linewidth=0.8, label="calibrated")
+        ax.set(title=method, xlabel="PIT (forecast CDF at the actual price)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_coverage(coverage: dict[str, np.ndarray], levels: Sequence[float], path: Path, *, title: str) -> None:
+    """Empirical coverage per step of the horizon: ``coverage[method]`` (len(levels), H), one line per method and
+    level, the nominal levels dotted."""
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    markers = "os^v"
+    for j, level in enumerate(levels):
+        ax.axhline(level, color="black", linestyle=":", linewidth=0.8)
+        for i, (method, values) in enumerate(coverage.items()):
+            steps = np.arange(1, values.shape[1] + 1)
+            label = f"{method}, {100 * level:g}%"
+            ax.plot(steps, values[j], marker=markers[j % len(markers)], color=f"C{i}", label=label)
+    horizon = next(iter(coverage.values())).shape[1]
+    ax.set(xlabel="days ahead", ylabel="empirical coverage", ylim=(0, 1.02), title=title)
+    ax.set_xticks(np.unique(np.linspace(1, horizon, min(horizon, 10)).round().astype(int)))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(levels))
     save(fig, path)

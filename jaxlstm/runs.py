@@ -13,6 +13,7 @@ complete exactly when its config.json exists**, and every file in it is whole. A
 """
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -27,13 +28,14 @@ from flax import nnx, serialization
 from sklearn.preprocessing import MinMaxScaler
 
 from jaxlstm.backtest import Backtest
+from jaxlstm.calibration import Calibration
 from jaxlstm.config import RunConfig
 from jaxlstm.data import Dataset, prediction_windows
 from jaxlstm.errors import RunError
 from jaxlstm.evaluate import Evaluation
 from jaxlstm.fileio import RunLock, fsync_directory, write_atomic
 from jaxlstm.models import Forecaster, count_parameters
-from jaxlstm.plots import plot_backtest, plot_fold_skill, plot_loss, plot_predictions
+from jaxlstm.plots import plot_backtest, plot_coverage, plot_fold_skill, plot_loss, plot_pit, plot_predictions
 from jaxlstm.train import History
 
 __all__ = [
@@ -240,16 +242,24 @@ def save_run(
 def save_trained_run(
     out: Path, config: RunConfig, model: Forecaster, dataset: Dataset, history: History, evaluation: Evaluation
 ) -> None:
-    """:func:`save_run` with the training report: ``metrics.json`` (model and naive metrics, loss per epoch,
-    timings), ``predictions.csv`` (the test days) and the loss and prediction figures."""
-    arch = config.model.arch
+    """:func:`save_run` with the training report: ``metrics.json`` (model and naive metrics, per step of the horizon
+    too, loss per epoch, timings), ``predictions.csv`` (the test days; for a horizon H > 1, one row per day and step)
+    and the loss and prediction figures (for H > 1, the forecasts H days ahead)."""
+    arch, horizon = config.model.arch, dataset.horizon
 
     def write_report(directory: Path) -> None:
+        steps = [
+            {"step": h + 1, "model": model.to_dict(), "naive": naive.to_dict()}
+            for h, (model, naive) in enumerate(evaluation.steps)
+        ]
         _write_json(
             directory / "metrics.json",
             {
                 "model": evaluation.model.to_dict(),
                 "naive": evaluation.naive.to_dict(),
+                "horizon": horizon,
+                "strategy": dataset.strategy,
+                **({"steps": steps} if steps else {}),
                 "parameters": count_parameters(model),
                 "train_windows": len(dataset.x_train),
                 "test_windows": len(dataset.x_test),
@@ -263,7 +273,31 @@ def save_trained_run(
                 "val_loss": history.val_loss,
             },
         )
-        table = pd.DataFrame(
+        write_atomic(
+            directory / "predictions.csv", _predictions_table(dataset, evaluation).to_csv(index=False).encode()
+        )
+        plot_loss(history, directory / "loss.png", title=f"{arch} LSTM: training loss")
+        last = slice(horizon - 1, None)
+        plot_predictions(
+            dataset.test_dates[last],
+            dataset.test_prices[last],
+            evaluation.predictions if horizon == 1 else evaluation.predictions[:, -1],
+            directory / "predictions.png",
+            naive=dataset.previous_prices[: len(dataset.x_test)],
+            title=f"{config.data.path.stem} {dataset.target}: {arch} LSTM on test days"
+            + (f", {horizon} days ahead" if horizon > 1 else ""),
+            ylabel=f"{dataset.target} price",
+            naive_label="naive (yesterday's value)" if horizon == 1 else f"naive (the value {horizon} days before)",
+        )
+
+    save_run(out, config, model, scalers_of(dataset), write_report)
+
+
+def _predictions_table(dataset: Dataset, evaluation: Evaluation) -> pd.DataFrame:
+    """``predictions.csv``: Date, the target, predicted, naive; for a horizon H > 1, also ``step``, one row per test
+    day and step h (the forecast made h days before, with the naive value that day, the last known one)."""
+    if dataset.horizon == 1:
+        return pd.DataFrame(
             {
                 "Date": dataset.test_dates.strftime("%Y-%m-%d"),
                 dataset.target: dataset.test_prices,
@@ -271,19 +305,17 @@ def save_trained_run(
                 "naive": dataset.previous_prices,
             }
         )
-        write_atomic(directory / "predictions.csv", table.to_csv(index=False).encode())
-        plot_loss(history, directory / "loss.png", title=f"{arch} LSTM: training loss")
-        plot_predictions(
-            dataset.test_dates,
-            dataset.test_prices,
-            evaluation.predictions,
-            directory / "predictions.png",
-            naive=dataset.previous_prices,
-            title=f"{config.data.path.stem} {dataset.target}: {arch} LSTM on test days",
-            ylabel=f"{dataset.target} price",
-        )
-
-    save_run(out, config, model, scalers_of(dataset), write_report)
+    origins, steps = np.indices(evaluation.predictions.shape)
+    days = (origins + steps).ravel()
+    return pd.DataFrame(
+        {
+            "Date": dataset.test_dates[days].strftime("%Y-%m-%d"),
+            "step": steps.ravel() + 1,
+            dataset.target: dataset.test_prices[days],
+            "predicted": evaluation.predictions.ravel(),
+            "naive": dataset.previous_prices[origins.ravel()],
+        }
+    )
 
 
 _LEARNED = {
@@ -306,12 +338,18 @@ def _report(config: RunConfig, summary: dict) -> str:
         f"{summary['models']} models trained in one program ({summary['compile_seconds']:.1f} s compilation, "
         f"{summary['train_seconds']:.1f} s training). Target {config.data.target!r}, window {config.data.window} days"
         f"{_LEARNED[backtest.target_transform]}; "
-        f"each fold's scaler is fit on its own training rows, and each test day is forecast one step ahead from the "
-        f"actual days before it.",
+        f"each fold's scaler is fit on its own training rows, and "
+        + (
+            "each test day is forecast one step ahead from the actual days before it."
+            if summary["horizon"] == 1
+            else f"from each test day on, the {summary['horizon']} days are forecast from the actual days before it "
+            f"({summary['strategy']} strategy), every day forecast one of the fold's test days. The statistics "
+            f"below are those {summary['horizon']} days ahead; `steps` in metrics.json has every step."
+        ),
         "",
         f"**{summary['verdict']}**",
         "",
-        "| pooled over every test day | ensemble | persistence |",
+        "| pooled over the folds | ensemble | persistence |",
         "|---|---:|---:|",
         *(f"| {name.upper()} | {pooled[name]:.4g} | {pooled['persistence'][name]:.4g} |" for name in ("rmse", "mae")),
         f"| MAPE % | {pooled['mape']:.3g} | {pooled['persistence']['mape']:.3g} |",
@@ -341,21 +379,30 @@ def _report(config: RunConfig, summary: dict) -> str:
             f"{scores['diebold_mariano']['squared']['p_value']:.2g}",
         ]
         lines.append(f"| {' | '.join(cells)} |")
-    return "\n".join([*lines, "", "![forecasts](backtest.png)", "", "![skill per fold](skill.png)", ""])
+    figures = ["", "![forecasts](backtest.png)", "", "![skill per fold](skill.png)", ""]
+    calibration = _calibration_report(summary["calibration"]) if "calibration" in summary else []
+    return "\n".join([*lines, *figures, *calibration])
 
 
-def save_backtest(out: Path, config: RunConfig, result: Backtest, summary: dict) -> None:
+def save_backtest(
+    out: Path, config: RunConfig, result: Backtest, summary: dict, calibration: Calibration | None = None
+) -> None:
     """Writes a backtest run into the existing directory ``out``, each file atomically, ``config.json`` last:
     ``metrics.json`` (the summary), ``predictions.csv`` (every test day and forecaster), ``report.md`` and the
-    figures. RunError when the disk refuses."""
+    figures; with a ``calibration``, ``intervals.csv`` (every band) and the PIT and coverage figures. RunError when
+    the disk refuses."""
     target = config.data.target
     try:
         _write_json(out / "metrics.json", summary)
         write_atomic(out / "predictions.csv", result.table().to_csv(index=False).encode())
         write_atomic(out / "report.md", _report(config, summary).encode())
-        dates = [fold.dataset.test_dates for fold in result.folds]
+        if calibration is not None:
+            _save_calibration(out, config, calibration, summary["calibration"])
+        dates = [pd.DatetimeIndex(fold.date_paths[:, -1]) for fold in result.folds]
         title = f"{config.data.path.stem} {target}: walk-forward forecasts of the {config.model.arch} LSTM ensemble"
-        forecasts = (result.actual, result.forecasts, result.persistence)
+        if result.horizon > 1:
+            title += f", {result.horizon} days ahead"
+        forecasts = (result.actual[..., -1], result.forecasts[..., -1], result.persistence[..., -1])
         plot_backtest(dates, *forecasts, out / "backtest.png", title=title, ylabel=f"{target} price")
         members = np.array([[seed["skill"] for seed in fold["members"].values()] for fold in summary["folds"]])
         ensemble = np.array([fold["ensemble"]["skill"] for fold in summary["folds"]])
@@ -365,6 +412,48 @@ def save_backtest(out: Path, config: RunConfig, result: Backtest, summary: dict)
         raise RunError(
             f"{out}: cannot write the run ({error.strerror}); free disk space or choose another --out"
         ) from None
+
+
+def _save_calibration(out: Path, config: RunConfig, calibration: Calibration, scores: dict) -> None:
+    """``intervals.csv``, ``pit.png`` and ``coverage.png``."""
+    write_atomic(out / "intervals.csv", calibration.table().to_csv(index=False).encode())
+    name = f"{config.data.path.stem} {config.data.target}"
+    plot_pit(calibration.pit, out / "pit.png", title=f"{name}: PIT of the walk-forward forecasts, every step")
+    steps = scores.get("steps", [{"step": 1, **scores["pooled"]}])
+    coverage = {
+        method: np.array([[step[method]["levels"][key]["coverage"] for step in steps] for key in _level_keys(scores)])
+        for method in calibration.bounds
+    }
+    plot_coverage(coverage, calibration.levels, out / "coverage.png", title=f"{name}: interval coverage per step")
+
+
+def _level_keys(scores: dict) -> list[str]:
+    return list(next(iter(scores["pooled"].values()))["levels"])
+
+
+def _calibration_report(scores: dict) -> list[str]:
+    """report.md's calibration section: per method and level, coverage, interval score, pinball loss, CRPS."""
+    if "skipped" in scores:
+        return ["## Prediction intervals", "", f"Not calibrated: {scores['skipped']}.", ""]
+    folds = scores["scored_folds"]
+    lines = [
+        "## Prediction intervals",
+        "",
+        f"Scored on folds {folds[0]}..{folds[-1]} ({scores['forecasts_scored']} forecasts, every step), where the "
+        f"conformal bands had {scores['calibration_errors'][0]} or more earlier forecasts per step to calibrate on. "
+        "Lower interval score, pinball loss and CRPS are better; coverage should be close to nominal.",
+        "",
+        "| method | level | coverage | interval score | pinball | CRPS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, result in scores["pooled"].items():
+        for level, values in result["levels"].items():
+            crps = f"{result['crps']:.4g}" if math.isfinite(result["crps"]) else "n/a (too few errors)"
+            lines.append(
+                f"| {method} | {level} | {100 * values['coverage']:.1f}% | {values['interval_score']:.4g} | "
+                f"{values['pinball']:.4g} | {crps} |"
+            )
+    return [*lines, "", "![PIT histograms](pit.png)", "", "![coverage per step](coverage.png)", ""]
 
 
 @dataclass(frozen=True)

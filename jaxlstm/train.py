@@ -196,12 +196,13 @@ def make_epoch(
     """Builds ``epoch(params, opt_state, key, x, y, n_valid=None) -> (params, opt_state, mean_loss)``, a pure
     function.
 
-    ``x`` is (n_samples, time, features) and ``y`` (n_samples,). The batches are a fresh permutation drawn from
-    ``key``; the last, partial one is padded with index 0 and masked; a ``batch_size`` above ``n_samples`` makes one
-    batch of every sample, as Keras does. Each batch is split evenly along the batch axis of ``mesh`` (default: the
-    first local device), padded with masked slots to a multiple of its size: every device sums the squared errors of
-    its share and their gradient, and one ``psum`` combines them into the batch mean. Each batch, and each device's
-    share of it, gets its own dropout key.
+    ``x`` is (n_samples, time, features) and ``y`` (n_samples,), or (n_samples, outputs) for a model with several
+    outputs (a window's loss is the mean over its outputs, as Keras's MSE). The batches are a fresh permutation
+    drawn from ``key``; the last, partial one is padded with index 0 and masked; a ``batch_size`` above
+    ``n_samples`` makes one batch of every sample, as Keras does. Each batch is split evenly along the batch axis of
+    ``mesh`` (default: the first local device), padded with masked slots to a multiple of its size: every device sums
+    the squared errors of its share and their gradient, and one ``psum`` combines them into the batch mean. Each
+    batch, and each device's share of it, gets its own dropout key.
 
     ``n_valid`` (a traced integer, e.g. one per model under ``vmap``) trains on the first ``n_valid`` samples only,
     as an epoch built for ``n_valid`` samples would: the same permutation (:func:`masked_permutation`), the same
@@ -225,7 +226,8 @@ def make_epoch(
 
         def squared_error(params: PyTree) -> Array:
             predictions = nnx.merge(graphdef, params)(x, dropout_key=share_key)
-            return jnp.sum(jnp.where(mask, (predictions - y) ** 2, 0.0))
+            errors = ((predictions - y) ** 2).reshape(len(y), -1).mean(axis=1)  # each window's, over its outputs
+            return jnp.sum(jnp.where(mask, errors, 0.0))
 
         total, grads = jax.value_and_grad(squared_error)(params)
         total, grads, count = jax.lax.psum((total, grads, jnp.sum(mask)), BATCH_AXIS)

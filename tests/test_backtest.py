@@ -95,7 +95,7 @@ def test_each_model_equals_fit_of_its_fold_and_seed_alone(expanding_backtest) ->
             history = fit(alone, fold.dataset.x_train, fold.dataset.y_train, config, progress=False)
             np.testing.assert_allclose(result.losses[:, k, s], history.loss, rtol=1e-5)
             forecast = predict_prices(alone, fold.dataset.x_test, fold.dataset.target_scaler)
-            np.testing.assert_allclose(result.member_forecasts[k, s], forecast, rtol=1e-5)
+            np.testing.assert_allclose(result.member_forecasts[k, s, :, 0], forecast, rtol=1e-5)
     np.testing.assert_allclose(result.forecasts, result.member_forecasts.mean(axis=1))
     table = result.table()
     assert len(table) == 3 * 7 * 3 and set(table["member"]) == {"seed 0", "seed 1", "ensemble"}
@@ -237,4 +237,4 @@ def test_every_preset_and_feature_set_backtests_as_fit_trains_it(frame, arch: st
     alone = Forecaster(model, rngs=nnx.Rngs(0))
     fit(alone, fold.dataset.x_train, fold.dataset.y_train, dataclasses.replace(TRAIN, devices=1), progress=False)
     expected = fold.previous + fold.dataset.to_prices(predict_scaled(alone, fold.dataset.x_test))  # diff: + yesterday
-    np.testing.assert_allclose(result.member_forecasts[0, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(result.member_forecasts[0, 0, :, 0], expected, rtol=1e-6)

@@ -50,17 +50,24 @@ def goog():
 
 
 def keras_tutorial(
-    arch: str, *, units: int = 50, layers: int = 4, dropout: float = 0.2, timesteps: int | None = 60, seed: int = 0
+    arch: str,
+    *,
+    units: int = 50,
+    layers: int = 4,
+    dropout: float = 0.2,
+    timesteps: int | None = 60,
+    seed: int = 0,
+    outputs: int = 1,
 ) -> "keras.Model":
-    """The tutorial's Keras model (LSTM or Bidirectional(LSTM) layers, Dropout after each, Dense(1)), its weights
-    and biases all drawn at random so that no slice of any array is left at its initial value."""
+    """The tutorial's Keras model (LSTM or Bidirectional(LSTM) layers, Dropout after each, Dense(outputs)), its
+    weights and biases all drawn at random so that no slice of any array is left at its initial value."""
     stack = [keras.Input((timesteps, 1))]
     for index in range(layers):
         lstm = keras.layers.LSTM(units, return_sequences=index < layers - 1)
         stack.append(keras.layers.Bidirectional(lstm) if arch == "bidirectional" else lstm)
         if dropout:
             stack.append(keras.layers.Dropout(dropout))
-    model = keras.Sequential([*stack, keras.layers.Dense(1)])
+    model = keras.Sequential([*stack, keras.layers.Dense(outputs)])
     rng = np.random.default_rng(seed)
     model.set_weights([rng.uniform(-0.4, 0.4, w.shape).astype(np.float32) for w in model.get_weights()])
     return model
@@ -267,7 +274,7 @@ def keras_step_losses(model: "keras.Model", x: np.ndarray, y: np.ndarray, epochs
     callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: running.append(logs["loss"]))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mse")
     history = model.fit(
-        x, y[:, None], batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, callbacks=[callback]
+        x, y.reshape(len(y), -1), batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, callbacks=[callback]
     )
     sizes = [len(range(start, min(start + batch_size, len(x)))) for start in range(0, len(x), batch_size)]
     steps = []
@@ -319,6 +326,21 @@ def test_training_curve_equals_keras(goog) -> None:
     for expected, actual in zip(model.get_weights(), keras_weights(ours), strict=True):
         assert max_difference(actual, expected) < 1e-5
     assert keras_epochs[-1] < 0.8 * keras_epochs[0]  # it did train
+
+
+def test_a_multi_day_head_trains_as_keras_does() -> None:
+    """Dense(5) on 5-day targets: Keras's MSE averages each window's 5 errors, then the batch; 3 epochs of fit from
+    the same weights give Keras's per-epoch losses and final weights."""
+    dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-230:], split=172, horizon=5)
+    model = keras_tutorial("stacked", units=8, layers=2, dropout=0.0, seed=4, outputs=5)
+    ours = from_keras(model)
+    assert ours.config.outputs == 5 and dataset.y_train.shape == (108, 5)
+    _, keras_epochs = keras_step_losses(model, dataset.x_train, dataset.y_train, epochs=3, batch_size=32)
+    config = TrainConfig(epochs=3, batch_size=32, optimizer="keras_adam", shuffle=False)
+    history = fit(ours, dataset.x_train, dataset.y_train, config, progress=False)
+    np.testing.assert_allclose(history.loss, keras_epochs, rtol=1e-4)
+    for expected, actual in zip(model.get_weights(), keras_weights(ours), strict=True):
+        assert max_difference(actual, expected) < 1e-5
 
 
 def test_convert_command_round_trip(tmp_path: Path) -> None:

@@ -439,6 +439,35 @@ CATALOGUE = [
         "prices.csv: Volume is 0 on 2020-01-15, which has no log-return; use --target-transform diff, or leave "
         "Volume out of --features",
     ),
+    Case(
+        "backtest-horizon-longer-than-test-days",
+        lambda tmp, run: backtest(tmp, "--horizon", "6"),
+        "--horizon 6 is longer than --test-days 5: a fold forecasts its own test days only; use --test-days 6 or "
+        "more, or a shorter --horizon",
+    ),
+    Case(
+        "backtest-levels-outside-zero-and-one",
+        lambda tmp, run: backtest(tmp, "--levels", "0.8,1.5"),
+        "--levels 0.8,1.5: each level must lie strictly between 0 and 1, e.g. --levels 0.8,0.95",
+    ),
+    # --- horizons ------------------------------------------------------------------------------------------
+    Case(
+        "horizon-longer-than-test-rows",
+        lambda tmp, run: train(tmp, None, "--horizon", "11"),
+        "prices.csv: --horizon 11 is longer than the 10 test days; use a smaller --horizon or --split",
+    ),
+    Case(
+        "horizon-longer-than-training",
+        lambda tmp, run: train(tmp, None, "--horizon", "8", "--window", "25"),
+        "prices.csv: 30 training rows (of 40), but --window 25 and --horizon 8 need at least 33; use an earlier "
+        "--start, a larger --split or a smaller --window",
+    ),
+    Case(
+        "recursive-with-other-features",
+        lambda tmp, run: train(tmp, None, "--strategy", "recursive", "--features", "Open,Volume"),
+        "--strategy recursive feeds each forecast back as the next day's Open, but cannot forecast Volume; use "
+        "--strategy direct, or --features Open",
+    ),
     # --- the output directory ----------------------------------------------------------------------------
     Case(
         "out-holds-a-finished-run",
@@ -744,7 +773,7 @@ def test_an_old_unversioned_run_still_predicts(tmp_path: Path, tiny_run: Path) -
     ("edit", "message"),
     [
         (lambda c: c["model"].update(colour="red"), "config.json: unknown key 'model.colour'; remove it"),
-        (lambda c: c.update(version=3), "config.json: configuration version 3; this jaxlstm reads versions 1 to 2"),
+        (lambda c: c.update(version=4), "config.json: configuration version 4; this jaxlstm reads versions 1 to 3"),
     ],
     ids=["config-unknown-key", "config-newer-version"],
 )
@@ -791,6 +820,7 @@ def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, caps
         "first_cutoff": None,
         "seeds": 2,
         "target_transform": "level",
+        "levels": [0.8, 0.95],
     }
 
 

@@ -20,9 +20,9 @@ __all__ = [
 
 
 def _shown(value: Any) -> str:
-    return (
-        ",".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(value, bool) else str(value)
-    )
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def add_config_options(
@@ -59,7 +59,7 @@ def model_from_options(args: argparse.Namespace, data: DataConfig) -> ModelConfi
     """The model options given on the command line, over the preset of ``--arch`` (default: stacked), reading
     ``data``'s features."""
     values = config_values(args, ModelConfig)
-    return preset(values.pop("arch", "stacked"), n_features=len(data.features), **values)
+    return preset(values.pop("arch", "stacked"), n_features=len(data.features), outputs=data.outputs, **values)
 
 
 def option_flags(args: argparse.Namespace, *classes: type) -> list[str]:

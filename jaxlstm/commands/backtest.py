@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> None:
     check_count("--checkpoint-every", args.checkpoint_every, 10)
     setup = _resumed_run(args) if args.resume is not None else _new_run(args)
     from jaxlstm.backtest import run_backtest, summarize
+    from jaxlstm.calibration import calibrate, uncalibrated
     from jaxlstm.checkpoint import CheckpointWriter
     from jaxlstm.fileio import RunLock
     from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, check_destination, clear_run, save_backtest
@@ -160,7 +161,11 @@ def run(args: argparse.Namespace) -> None:
                 progress=not args.quiet,
             )
         summary = summarize(result)
-        save_backtest(out, config, result, summary)
+        calibration = calibrate(result, config.backtest.levels)
+        summary["calibration"] = (
+            calibration.summary() if calibration else {"skipped": uncalibrated(result, config.backtest.levels)}
+        )
+        save_backtest(out, config, result, summary, calibration)
         shutil.rmtree(out / BACKTEST_CHECKPOINTS_DIR, ignore_errors=True)  # the report is the result
     print(f"{'fold':>4} {'test days':23} {'RMSE':>9} {'persistence':>11} {'skill':>7}")
     for fold in summary["folds"]:
@@ -172,4 +177,16 @@ def run(args: argparse.Namespace) -> None:
         f"{summary['models']} models: compile {seconds[0]:.1f} s, train {seconds[1]:.1f} s; MASE {pooled['mase']:.3g}, "
         f"directional accuracy {pooled['directional_accuracy']:.3g}; wrote {out}/"
     )
+    print(_calibration_line(summary["calibration"]))
     print(summary["verdict"])
+
+
+def _calibration_line(scores: dict) -> str:
+    """One line: how often each method's intervals covered the actual price, per level."""
+    if "skipped" in scores:
+        return f"prediction intervals not calibrated: {scores['skipped']}"
+    parts = []
+    for method, result in scores["pooled"].items():
+        covered = ", ".join(f"{level} {100 * values['coverage']:.1f}%" for level, values in result["levels"].items())
+        parts.append(f"{method} {covered}")
+    return f"interval coverage (nominal as named) over {scores['forecasts_scored']} forecasts: " + "; ".join(parts)

@@ -154,6 +154,15 @@ def run(args: argparse.Namespace) -> None:
     rows = [("model (LSTM)", evaluation.model), ("naive baseline", evaluation.naive)]
     lines = [f"{'':16} {'MSE':>12} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8}"]
     lines += [f"{name:16} {m.mse:12.3f} {m.mae:10.3f} {m.rmse:10.3f} {m.mape:8.3f}" for name, m in rows]
+    if evaluation.steps:
+        lines[0] += "   (every step of the horizon)"
+        lines.append(
+            "RMSE by days ahead: "
+            + ", ".join(
+                f"{h}: {model.rmse:.3f} vs naive {naive.rmse:.3f}"
+                for h, (model, naive) in enumerate(evaluation.steps, 1)
+            )
+        )
     lines.append(
         f"compile {history.compile_seconds:.1f} s, {len(history.loss)} epochs in {history.train_seconds:.1f} s "
         f"on {history.devices} device(s); wrote {setup.out}/"

@@ -1,0 +1,158 @@
+"""Prediction intervals for price forecasts, three ways, and the scores that say how well they are calibrated.
+
+Each way is a predictive distribution per forecast, given by its quantile function (``quantiles``) and its CDF
+(``cdf``, whose value at the actual price is the PIT); a central interval at level ``c`` runs from its
+``(1 - c) / 2`` to its ``(1 + c) / 2`` quantile:
+
+- :class:`Conformal`: split conformal intervals (Vovk et al., 2005; Lei et al., 2018) around a point forecast
+  ``f`` made when the last known price was ``p``, from the absolute relative errors ``|actual - forecast| / p`` of
+  earlier forecasts of the same step: the interval at level ``c`` is ``f -+ r p``, ``r`` the
+  ``ceil((n + 1) c)``-th smallest of the ``n`` calibration errors (infinite when ``n`` is too small), which covers
+  at least ``c`` of exchangeable errors. Relative to the last price, so that errors of a stock at 100 calibrate a
+  forecast of it at 2,000.
+- :class:`Normal`: the spread of an ensemble of seeds, ``N(mean, std)`` of its members' forecasts.
+- :class:`LogNormal`: the random walk's, the honest comparator: the last price ``p`` with daily log-returns of
+  standard deviation ``s`` (recent volatility) gives ``p exp(s sqrt(h) z)`` h days ahead.
+
+>>> band = LogNormal(np.array([100.0]), np.array([0.02]))
+>>> np.round(band.interval(0.95), 2).tolist()
+[[96.16], [104.0]]
+"""
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "CRPS_LEVELS",
+    "Conformal",
+    "LogNormal",
+    "Normal",
+    "conformal_radius",
+    "crps_quantiles",
+    "minimum_calibration",
+    "recent_volatility",
+]
+
+CRPS_LEVELS = np.arange(1, 100) / 100
+"""The quantile levels 0.01 .. 0.99 whose mean pinball loss approximates the CRPS (:func:`crps_quantiles`)."""
+
+
+def minimum_calibration(level: float) -> int:
+    """The fewest calibration errors that give a finite conformal interval at ``level``: ``ceil((n + 1) level) <=
+    n``, so ``n >= level / (1 - level)`` (19 for 95%, 4 for 80%)."""
+    return math.ceil(level / (1 - level) - 1e-9)
+
+
+def conformal_radius(errors: np.ndarray, level: float | np.ndarray) -> np.ndarray:
+    """The split conformal radius at coverage ``level`` (a scalar or any shape): the ``ceil((n + 1) level)``-th
+    smallest of the ``n`` absolute calibration ``errors`` (n,), infinite when that rank exceeds ``n``, 0 at level 0.
+
+    >>> conformal_radius(np.array([0.3, 0.1, 0.2, 0.4]), np.array([0.5, 0.8, 0.9]))
+    array([0.3, 0.4, inf])
+    """
+    ordered = np.sort(np.asarray(errors, np.float64))
+    rank = np.ceil((len(ordered) + 1) * np.asarray(level) - 1e-9).astype(int)
+    padded = np.concatenate([[0.0], ordered, [np.inf]])
+    return padded[np.minimum(rank, len(ordered) + 1)]
+
+
+class _Bands(ABC):
+    """A predictive distribution per forecast: quantiles and CDF, and central intervals from the quantiles."""
+
+    @abstractmethod
+    def quantiles(self, levels: np.ndarray) -> np.ndarray:
+        """(*forecasts, len(levels)): each forecast's quantiles at ``levels`` in (0, 1)."""
+
+    @abstractmethod
+    def cdf(self, actual: np.ndarray) -> np.ndarray:
+        """(*forecasts): each forecast's CDF at its ``actual`` value, the probability integral transform."""
+
+    def interval(self, level: float) -> np.ndarray:
+        """(2, *forecasts): the lower and upper bounds of the central interval at ``level``."""
+        return np.moveaxis(self.quantiles(np.array([(1 - level) / 2, (1 + level) / 2])), -1, 0)
+
+
+@dataclass(frozen=True)
+class Normal(_Bands):
+    """``N(mean, std)`` per forecast; arrays of one shape, in price units."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of_members(cls, members: np.ndarray, axis: int = 0) -> "Normal":
+        """The mean and the standard deviation (``ddof=1``) of an ensemble's forecasts along ``axis``."""
+        return cls(np.mean(members, axis=axis), np.std(members, axis=axis, ddof=1))
+
+    def quantiles(self, levels: np.ndarray) -> np.ndarray:
+        return self.mean[..., None] + self.std[..., None] * stats.norm.ppf(levels)
+
+    def cdf(self, actual: np.ndarray) -> np.ndarray:
+        return stats.norm.cdf(actual, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class LogNormal(_Bands):
+    """``median * exp(sigma z)``, z ~ N(0, 1), per forecast: the random walk's from its last price (the median)."""
+
+    median: np.ndarray
+    sigma: np.ndarray
+
+    def quantiles(self, levels: np.ndarray) -> np.ndarray:
+        return self.median[..., None] * np.exp(self.sigma[..., None] * stats.norm.ppf(levels))
+
+    def cdf(self, actual: np.ndarray) -> np.ndarray:
+        return stats.norm.cdf(np.log(actual / self.median) / self.sigma)
+
+
+@dataclass(frozen=True)
+class Conformal(_Bands):
+    """Split conformal bands around ``forecast`` (*forecasts, H), each made when the last known price was
+    ``last_price`` (*forecasts, H), from the absolute relative ``errors`` (n, H) of earlier forecasts of each of the
+    H steps (the last axis). Quantile ``q`` is ``forecast +- r last_price``, ``r`` :func:`conformal_radius` at
+    coverage ``|2q - 1|``, the sign that of ``q - 1/2``."""
+
+    forecast: np.ndarray
+    last_price: np.ndarray
+    errors: np.ndarray
+
+    @staticmethod
+    def errors_of(actual: np.ndarray, forecast: np.ndarray, last_price: np.ndarray) -> np.ndarray:
+        """The calibration errors of forecasts: ``|actual - forecast| / last_price``, elementwise."""
+        return np.abs(np.asarray(actual, np.float64) - forecast) / last_price
+
+    def quantiles(self, levels: np.ndarray) -> np.ndarray:
+        levels = np.asarray(levels, np.float64)
+        radius = np.stack([conformal_radius(self.errors[:, h], np.abs(2 * levels - 1)) for h in range(self.horizon)])
+        return self.forecast[..., None] + self.last_price[..., None] * np.sign(levels - 0.5) * radius
+
+    def cdf(self, actual: np.ndarray) -> np.ndarray:
+        error = (np.asarray(actual, np.float64) - self.forecast) / self.last_price  # (*forecasts, H)
+        below = np.stack(
+            [np.searchsorted(np.sort(self.errors[:, h]), np.abs(error[..., h])) for h in range(self.horizon)],
+            axis=-1,
+        )
+        return 0.5 + 0.5 * np.sign(error) * below / (len(self.errors) + 1)
+
+    @property
+    def horizon(self) -> int:
+        """H, the steps it has calibration errors for."""
+        return self.errors.shape[-1]
+
+
+def recent_volatility(prices: np.ndarray, days: int) -> float:
+    """The standard deviation (``ddof=1``) of the last ``days`` daily log-returns of ``prices`` (n,), n > days."""
+    returns = np.diff(np.log(np.asarray(prices, np.float64)[-(days + 1) :]))
+    return float(np.std(returns, ddof=1))
+
+
+def crps_quantiles(actual: np.ndarray, quantiles: np.ndarray, levels: np.ndarray = CRPS_LEVELS) -> np.ndarray:
+    """The CRPS from quantile forecasts, twice the mean pinball loss over ``levels`` (Berrisch & Ziel, 2023):
+    ``actual`` (n,), ``quantiles`` (n, len(levels)); returns (n,). With :data:`CRPS_LEVELS` it approximates the
+    CRPS of the distribution the quantiles come from (lower is better, in price units)."""
+    miss = np.asarray(quantiles, np.float64) - np.asarray(actual, np.float64)[..., None]
+    return 2 * np.mean(((miss > 0) - np.asarray(levels)) * miss, axis=-1)

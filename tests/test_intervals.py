@@ -1,0 +1,187 @@
+"""Interval methods and calibration scores against independent oracles: SciPy's distributions, scoringrules, the
+conformal coverage guarantee by simulation, a brute-force conformal rank, and a backtest's bands rebuilt from the
+files it writes and the CSV's own prices."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scoringrules
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from jaxlstm.commands import main
+from jaxlstm.config import BacktestConfig
+from jaxlstm.errors import ConfigError
+from jaxlstm.intervals import (
+    CRPS_LEVELS,
+    Conformal,
+    LogNormal,
+    Normal,
+    conformal_radius,
+    crps_quantiles,
+    minimum_calibration,
+    recent_volatility,
+)
+from tests.conftest import BUNDLED
+
+
+@given(
+    st.lists(st.floats(0, 10, allow_nan=False), min_size=1, max_size=40),
+    st.floats(0.01, 0.99),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_conformal_radius_is_the_smallest_error_covering_enough(errors: list[float], level: float) -> None:
+    """Brute force: the smallest calibration error r with #{e <= r} >= (n + 1) level; none (inf) if no error has."""
+    n = len(errors)
+    enough = [e for e in sorted(errors) if sum(x <= e for x in errors) >= (n + 1) * level - 1e-9]
+    expected = enough[0] if enough else math.inf
+    assert conformal_radius(np.array(errors), level) == expected
+
+
+def test_split_conformal_covers_at_least_its_level_on_exchangeable_errors() -> None:
+    """Vovk's guarantee, by simulation: with n = 39 calibration errors, the interval at level c covers a new
+    exchangeable error with probability ceil((n + 1) c) / (n + 1), at least c and less than c + 1 / (n + 1)."""
+    rng = np.random.default_rng(0)
+    n, trials = 39, 20000
+    errors = np.abs(rng.standard_t(3, size=(trials, n + 1)))
+    for level in (0.8, 0.95):
+        radius = np.array([conformal_radius(row[:n], level) for row in errors])
+        covered = np.mean(errors[:, n] <= radius)
+        expected = math.ceil((n + 1) * level) / (n + 1)
+        assert covered == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / trials))
+    assert minimum_calibration(0.95) == 19 and minimum_calibration(0.8) == 4
+    assert np.isfinite(conformal_radius(np.ones(19), 0.95)) and np.isinf(conformal_radius(np.ones(18), 0.95))
+
+
+def test_normal_and_lognormal_bands_are_scipys_distributions() -> None:
+    rng = np.random.default_rng(1)
+    mean, std = rng.uniform(50, 150, 8), rng.uniform(0.5, 5, 8)
+    levels = np.array([0.025, 0.1, 0.5, 0.9, 0.975])
+    normal = Normal(mean, std)
+    np.testing.assert_allclose(normal.quantiles(levels), stats.norm.ppf(levels, mean[:, None], std[:, None]))
+    np.testing.assert_allclose(normal.cdf(mean + std), stats.norm.cdf(1.0))
+    members = rng.normal(100, 3, (5, 8))
+    spread = Normal.of_members(members)
+    np.testing.assert_allclose(spread.std, [np.std(members[:, j], ddof=1) for j in range(8)])
+    median, sigma = rng.uniform(50, 150, 8), rng.uniform(0.01, 0.1, 8)
+    lognormal = LogNormal(median, sigma)
+    expected = stats.lognorm.ppf(levels, sigma[:, None], scale=median[:, None])
+    np.testing.assert_allclose(lognormal.quantiles(levels), expected)
+    np.testing.assert_allclose(lognormal.cdf(median * 1.05), stats.lognorm.cdf(median * 1.05, sigma, scale=median))
+    np.testing.assert_allclose(lognormal.interval(0.8), stats.lognorm.interval(0.8, sigma, scale=median))
+
+
+def test_conformal_bands_and_pit_from_their_errors() -> None:
+    """Bands forecast -+ r * last price per step; the PIT counts the calibration errors below the actual error."""
+    errors = np.array([[0.01, 0.02], [0.03, 0.05], [0.02, 0.01], [0.04, 0.03]])  # 4 earlier forecasts, 2 steps
+    bands = Conformal(np.array([[100.0, 101.0]]), np.array([[99.0, 99.0]]), errors)
+    lower, upper = bands.interval(0.6)  # rank ceil(5 * 0.6) = 3: the 3rd smallest error of each step
+    np.testing.assert_allclose(lower, [[100 - 0.03 * 99, 101 - 0.03 * 99]])
+    np.testing.assert_allclose(upper, [[100 + 0.03 * 99, 101 + 0.03 * 99]])
+    assert np.isinf(bands.interval(0.9)[1]).all()  # rank 5 of 4 errors
+    pit = bands.cdf(np.array([[100 + 0.025 * 99, 101 - 0.06 * 99]]))
+    np.testing.assert_allclose(pit, [[0.5 + 0.5 * 2 / 5, 0.5 - 0.5 * 4 / 5]])
+    np.testing.assert_allclose(Conformal.errors_of(np.array([110.0]), np.array([100.0]), np.array([50.0])), [0.2])
+
+
+def test_crps_from_quantiles_is_scoringrules_and_approximates_the_closed_form() -> None:
+    rng = np.random.default_rng(2)
+    actual, median, sigma = rng.uniform(90, 110, 50), np.full(50, 100.0), np.full(50, 0.05)
+    quantiles = LogNormal(median, sigma).quantiles(CRPS_LEVELS)
+    ours = crps_quantiles(actual, quantiles)
+    np.testing.assert_allclose(ours, scoringrules.crps_quantile(actual, quantiles, CRPS_LEVELS, backend="numpy"))
+    exact = scoringrules.crps_lognormal(actual, np.log(median), sigma, backend="numpy")
+    np.testing.assert_allclose(ours.mean(), exact.mean(), rtol=0.03)
+
+
+def test_recent_volatility_is_the_std_of_the_last_log_returns() -> None:
+    prices = np.array([100.0, 102.0, 101.0, 104.0, 103.0])
+    returns = [math.log(101 / 102), math.log(104 / 101), math.log(103 / 104)]
+    assert recent_volatility(prices, 3) == pytest.approx(np.std(returns, ddof=1))
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ((0.8, 1.0), "--levels 0.8,1.0: each level must lie strictly between 0 and 1"),
+        ((0.9, 0.9), "--levels 0.9,0.9: list each level once"),
+        ((), "--levels : name at least one level"),
+    ],
+)
+def test_levels_outside_zero_and_one_are_refused(levels: tuple, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BacktestConfig(levels=levels)
+
+
+@pytest.fixture(scope="module")
+def calibrated_run(tmp_path_factory):
+    """A 3-day direct backtest of 8 folds x 7 test days, 3 seeds: folds 5..8 are scored (19 errors per step are
+    needed for 95%, each fold gives 5)."""
+    out = tmp_path_factory.mktemp("backtest") / "run"
+    options = ["--arch", "vanilla", "--units", "4", "--epochs", "2", "--window", "10", "--train-days", "40"]
+    folds = ["--folds", "8", "--test-days", "7", "--seeds", "3", "--horizon", "3", "--quiet"]
+    main(["backtest", *options, *folds, "--out", str(out)])
+    return out
+
+
+def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run) -> None:
+    """Conformal: fold k's errors are the ensemble's relative errors in folds before k (from predictions.csv);
+    random walk: the std of the 10 log-returns before each origin, from the CSV, times sqrt(days ahead); ensemble:
+    the seeds' mean and std. The coverage metrics.json reports is the share of intervals.csv rows covering."""
+    predictions = pd.read_csv(calibrated_run / "predictions.csv")
+    intervals = pd.read_csv(calibrated_run / "intervals.csv")
+    metrics = json.loads((calibrated_run / "metrics.json").read_text())["calibration"]
+    assert metrics["scored_folds"] == [5, 6, 7, 8] and metrics["calibration_errors"] == [20, 25, 30, 35]
+    ensemble = predictions[predictions["member"] == "ensemble"]
+    prices = pd.read_csv(BUNDLED / "GOOG.csv", index_col="Date", parse_dates=True)["Open"]
+    z = stats.norm.ppf(0.9)
+    for _, row in intervals[(intervals["fold"] == 6) & (intervals["level"] == 0.8)].iterrows():
+        same = ensemble[(ensemble["Date"] == row["Date"]) & (ensemble["step"] == row["step"])]
+        forecast, last = same[same["fold"] == 6][["forecast", "persistence"]].iloc[0]
+        if row["method"] == "conformal":
+            earlier = ensemble[(ensemble["fold"] < 6) & (ensemble["step"] == row["step"])]
+            errors = np.sort(np.abs(earlier["actual"] - earlier["forecast"]) / earlier["persistence"])
+            radius = errors[math.ceil((len(errors) + 1) * 0.8) - 1]
+            assert (row["lower"], row["upper"]) == pytest.approx((forecast - radius * last, forecast + radius * last))
+        elif row["method"] == "random walk":
+            origin = prices.index.get_loc(pd.Timestamp(row["Date"])) - row["step"] + 1
+            sigma = np.std(np.diff(np.log(prices.to_numpy()[origin - 11 : origin])), ddof=1) * math.sqrt(row["step"])
+            assert (row["lower"], row["upper"]) == pytest.approx(
+                (last * math.exp(-z * sigma), last * math.exp(z * sigma))
+            )
+        else:
+            seeds = predictions[
+                (predictions["fold"] == 6)
+                & (predictions["Date"] == row["Date"])
+                & (predictions["step"] == row["step"])
+                & (predictions["member"] != "ensemble")
+            ]["forecast"]
+            std = np.std(seeds, ddof=1)
+            assert (row["lower"], row["upper"]) == pytest.approx((seeds.mean() - z * std, seeds.mean() + z * std))
+    for (method, level), rows in intervals.groupby(["method", "level"]):
+        covered = np.mean((rows["lower"] <= rows["actual"]) & (rows["actual"] <= rows["upper"]))
+        assert metrics["pooled"][method]["levels"][f"{100 * level:g}%"]["coverage"] == pytest.approx(covered)
+        for step, per_step in rows.groupby("step"):
+            inside = np.mean((per_step["lower"] <= per_step["actual"]) & (per_step["actual"] <= per_step["upper"]))
+            scores = metrics["steps"][step - 1][method]["levels"][f"{100 * level:g}%"]
+            assert scores["coverage"] == pytest.approx(inside)
+    assert len(intervals) == 3 * 2 * 4 * 5 * 3  # methods x levels x scored folds x origins x steps
+    report = (calibrated_run / "report.md").read_text()
+    assert "## Prediction intervals" in report and (calibrated_run / "pit.png").exists()
+
+
+def test_a_backtest_too_short_to_calibrate_says_what_it_needs(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    options = ["--arch", "vanilla", "--units", "4", "--epochs", "1", "--window", "10", "--train-days", "40"]
+    main(["backtest", *options, "--folds", "3", "--test-days", "5", "--seeds", "2", "--quiet", "--out", str(out)])
+    skipped = json.loads((out / "metrics.json").read_text())["calibration"]["skipped"]
+    assert skipped == (
+        "conformal intervals at 95% need 19 earlier forecasts per step before a fold, but the 2 folds before the "
+        "last give 10; use more --folds or --test-days, or lower --levels"
+    )
+    assert f"prediction intervals not calibrated: {skipped}" in capsys.readouterr().out
+    assert not (out / "intervals.csv").exists()
