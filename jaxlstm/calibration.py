@@ -8,7 +8,9 @@ once the folds before it give enough errors for a finite interval at the highest
 same folds, so the three compare forecast for forecast. The random walk's volatility is that of the ``window``
 daily log-returns before each origin (the days the models see).
 
-For each way and level: empirical coverage against nominal, the interval (Winkler) score, the pinball loss of the
+The conformal bands are drawn around the ensemble's forecast and, as :data:`ONE_MODEL`, around each seed's (as
+``jaxlstm forecast --calibrate-with`` draws them around one trained model). For each way and level: empirical
+coverage against nominal, the interval (Winkler) score, the pinball loss of the
 interval's two quantiles, and the CRPS (from the quantiles at 0.01 .. 0.99), with the PIT of every forecast.
 """
 
@@ -21,76 +23,82 @@ import pandas as pd
 
 from jaxlstm.backtest import Backtest
 from jaxlstm.evaluate import coverage, interval_score, pinball_loss
-from jaxlstm.intervals import (
-    CRPS_LEVELS,
-    Conformal,
-    LogNormal,
-    Normal,
-    crps_quantiles,
-    minimum_calibration,
-    recent_volatility,
-)
+from jaxlstm.intervals import Conformal, LogNormal, Normal, minimum_calibration, recent_volatility
 
-__all__ = ["METHODS", "Calibration", "calibrate", "uncalibrated"]
+__all__ = ["METHODS", "ONE_MODEL", "Calibration", "MethodBands", "calibrate", "uncalibrated"]
 
-METHODS = ("conformal", "ensemble", "random walk")
+ONE_MODEL = "conformal (one model)"
+"""Split conformal bands around each seed's own forecast, calibrated on the seeds' errors in earlier folds: the
+bands ``jaxlstm forecast --calibrate-with`` draws around a single trained model."""
+METHODS = ("conformal", ONE_MODEL, "ensemble", "random walk")
 """The ways of drawing bands, in the order reports show them."""
 
 
 @dataclass(frozen=True, eq=False)
+class MethodBands:
+    """One method's bands over the scored folds, its forecasts (n) pooled over them (and over the seeds for
+    :data:`ONE_MODEL`); arrays (n, H) unless said otherwise.
+
+    Attributes:
+        fold: (n,) the fold of each forecast, from 0.
+        actual: the prices forecast; ``dates`` (datetime64) the days.
+        bounds: (levels, 2, n, H) each interval's lower and upper bound.
+        crps: the CRPS of each forecast (from the quantiles at 0.01 .. 0.99, see ``crps`` of
+            :mod:`jaxlstm.intervals`).
+        pit: the CDF of each forecast at its actual price.
+    """
+
+    fold: np.ndarray
+    actual: np.ndarray
+    dates: np.ndarray
+    bounds: np.ndarray
+    crps: np.ndarray
+    pit: np.ndarray
+
+    def scores(self, levels: Sequence[float], step: int | None = None) -> dict:
+        """Coverage, interval score and pinball loss per level, the mean CRPS and the number of forecasts: those
+        ``step`` days ahead (1-based), or of every step (None)."""
+        pick = slice(None) if step is None else slice(step - 1, step)
+        actual = self.actual[:, pick].ravel()
+        per_level = {}
+        for j, level in enumerate(levels):
+            lower, upper = (bound[:, pick].ravel() for bound in self.bounds[j])
+            pinball = pinball_loss(actual, lower, (1 - level) / 2) + pinball_loss(actual, upper, (1 + level) / 2)
+            per_level[_percent(level)] = {
+                "coverage": coverage(actual, lower, upper),
+                "interval_score": interval_score(actual, lower, upper, 1 - level),
+                "pinball": pinball / 2,
+            }
+        return {"levels": per_level, "crps": float(np.mean(self.crps[:, pick])), "forecasts": int(actual.size)}
+
+
+@dataclass(frozen=True, eq=False)
 class Calibration:
-    """The bands of the scored folds, each array (scored folds, origins, H).
+    """The bands of a backtest's scored folds, per method.
 
     Attributes:
         levels: the nominal coverages of the central intervals.
         folds: the indices of the scored folds.
-        calibration_errors: per scored fold, the conformal calibration errors per step (earlier folds' forecasts).
-        actual: the prices forecast.
-        dates: the days forecast (datetime64).
-        bounds: method -> (levels, 2, scored folds, origins, H), each interval's lower and upper bound.
-        crps: method -> the CRPS of each forecast (from the quantiles at 0.01 .. 0.99; inf where a conformal band
-            has too few calibration errors for its outer quantiles).
-        pit: method -> the CDF of each forecast at its actual price.
+        calibration_errors: per scored fold, the ensemble's calibration errors per step (earlier folds' forecasts).
+        methods: method -> its :class:`MethodBands`.
     """
 
     levels: tuple[float, ...]
     folds: tuple[int, ...]
     calibration_errors: tuple[int, ...]
-    actual: np.ndarray
-    dates: np.ndarray
-    bounds: dict[str, np.ndarray]
-    crps: dict[str, np.ndarray]
-    pit: dict[str, np.ndarray]
+    methods: dict[str, MethodBands]
 
     def scores(self, step: int | None = None) -> dict:
-        """method -> coverage, interval score and pinball losses per level, and the mean CRPS: of the forecasts
-        ``step`` days ahead (1-based), or of every step (None)."""
-        pick = slice(None) if step is None else step - 1
-        actual = self.actual[..., pick].ravel()
-        result = {}
-        for method, bounds in self.bounds.items():
-            per_level = {}
-            for j, level in enumerate(self.levels):
-                lower, upper = (bound[..., pick].ravel() for bound in bounds[j])
-                per_level[_percent(level)] = {
-                    "coverage": coverage(actual, lower, upper),
-                    "interval_score": interval_score(actual, lower, upper, 1 - level),
-                    "pinball": (
-                        pinball_loss(actual, lower, (1 - level) / 2) + pinball_loss(actual, upper, (1 + level) / 2)
-                    )
-                    / 2,
-                }
-            result[method] = {"levels": per_level, "crps": float(np.mean(self.crps[method][..., pick]))}
-        return result
+        """method -> :meth:`MethodBands.scores`."""
+        return {method: bands.scores(self.levels, step) for method, bands in self.methods.items()}
 
     def summary(self) -> dict:
         """What ``metrics.json`` holds: the scored folds, and the scores per step and pooled over the steps."""
-        horizon = self.actual.shape[-1]
+        horizon = next(iter(self.methods.values())).actual.shape[-1]
         return {
             "levels": list(self.levels),
             "scored_folds": [k + 1 for k in self.folds],
             "calibration_errors": list(self.calibration_errors),
-            "forecasts_scored": int(self.actual.size),
             "pooled": self.scores(),
             **({"steps": [{"step": h, **self.scores(h)} for h in range(1, horizon + 1)]} if horizon > 1 else {}),
         }
@@ -98,26 +106,24 @@ class Calibration:
     def table(self) -> pd.DataFrame:
         """``intervals.csv``: one row per forecast, method and level: Date, fold, step, method, level, lower,
         upper, actual, pit."""
-        folds = np.broadcast_to(np.array(self.folds)[:, None, None] + 1, self.actual.shape).ravel()
-        steps = np.broadcast_to(np.arange(1, self.actual.shape[-1] + 1), self.actual.shape).ravel()
         rows = []
-        for method, bounds in self.bounds.items():
+        for method, bands in self.methods.items():
+            shape = bands.actual.shape
+            folds = np.broadcast_to(bands.fold[:, None] + 1, shape).ravel()
+            steps = np.broadcast_to(np.arange(1, shape[-1] + 1), shape).ravel()
             for j, level in enumerate(self.levels):
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "Date": pd.DatetimeIndex(self.dates.ravel()).strftime("%Y-%m-%d"),
-                            "fold": folds,
-                            "step": steps,
-                            "method": method,
-                            "level": level,
-                            "lower": bounds[j, 0].ravel(),
-                            "upper": bounds[j, 1].ravel(),
-                            "actual": self.actual.ravel(),
-                            "pit": self.pit[method].ravel(),
-                        }
-                    )
-                )
+                columns = {
+                    "Date": pd.DatetimeIndex(bands.dates.ravel()).strftime("%Y-%m-%d"),
+                    "fold": folds,
+                    "step": steps,
+                    "method": method,
+                    "level": level,
+                    "lower": bands.bounds[j, 0].ravel(),
+                    "upper": bands.bounds[j, 1].ravel(),
+                    "actual": bands.actual.ravel(),
+                    "pit": bands.pit.ravel(),
+                }
+                rows.append(pd.DataFrame(columns))
         return pd.concat(rows, ignore_index=True)
 
 
@@ -144,49 +150,60 @@ def uncalibrated(result: Backtest, levels: Sequence[float]) -> str:
 
 
 def calibrate(result: Backtest, levels: Sequence[float]) -> Calibration | None:
-    """The conformal, ensemble and random-walk bands of ``result``'s scored folds at ``levels`` (see the module
-    docstring); None when too few folds precede the last to calibrate its conformal bands (the ensemble's are left
-    out with a single seed, which has no spread)."""
+    """The bands of ``result``'s scored folds at ``levels``, every method of :data:`METHODS` (see the module
+    docstring; the ensemble's and the one-model conformal's need two seeds or more); None when too few folds
+    precede the last to calibrate its conformal bands."""
     first = _first_scored_fold(result, levels)
     if first is None:
         return None
-    actual, scored = result.actual, range(first, len(result.folds))
+    scored = range(first, len(result.folds))
     quantile_levels = np.array([q for level in levels for q in ((1 - level) / 2, (1 + level) / 2)])
-    bounds, crps, pit = {}, {}, {}
+    methods = {}
     for method in METHODS:
-        if method == "ensemble" and len(result.seeds) < 2:
+        if method in ("ensemble", ONE_MODEL) and len(result.seeds) < 2:
             continue
-        per_fold = [_bands(result, method, k) for k in scored]
-        quantiles = np.stack([bands.quantiles(quantile_levels) for bands in per_fold])
-        bounds[method] = np.moveaxis(quantiles.reshape(*quantiles.shape[:-1], len(levels), 2), (-2, -1), (0, 1))
-        crps[method] = np.stack(
-            [crps_quantiles(actual[k], bands.quantiles(CRPS_LEVELS)) for k, bands in zip(scored, per_fold, strict=True)]
+        parts = [(k, *_bands(result, method, k)) for k in scored]
+        quantiles = np.concatenate([bands.quantiles(quantile_levels) for _, bands, _ in parts])
+        actual = np.concatenate([actual for _, _, actual in parts])
+        methods[method] = MethodBands(
+            fold=np.concatenate([np.full(len(actual), k) for k, _, actual in parts]),
+            actual=actual,
+            dates=np.concatenate([_tiled(result.folds[k].date_paths, len(actual)) for k, _, actual in parts]),
+            bounds=np.moveaxis(quantiles.reshape(*quantiles.shape[:-1], len(levels), 2), (-2, -1), (0, 1)),
+            crps=np.concatenate([bands.crps(actual) for _, bands, actual in parts]),
+            pit=np.concatenate([bands.cdf(actual) for _, bands, actual in parts]),
         )
-        pit[method] = np.stack([bands.cdf(actual[k]) for k, bands in zip(scored, per_fold, strict=True)])
     return Calibration(
         levels=tuple(levels),
         folds=tuple(scored),
-        calibration_errors=tuple(k * actual.shape[1] for k in scored),
-        actual=actual[first:],
-        dates=np.stack([result.folds[k].date_paths for k in scored]),
-        bounds=bounds,
-        crps=crps,
-        pit=pit,
+        calibration_errors=tuple(k * result.actual.shape[1] for k in scored),
+        methods=methods,
     )
 
 
-def _bands(result: Backtest, method: str, k: int) -> Conformal | Normal | LogNormal:
-    """Fold ``k``'s bands of ``method``, over its (origins, H) forecasts."""
-    horizon = result.horizon
+def _tiled(paths: np.ndarray, rows: int) -> np.ndarray:
+    """``paths`` (origins, H) repeated down to ``rows`` rows (one copy per seed)."""
+    return np.tile(paths, (rows // len(paths), 1))
+
+
+def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | LogNormal, np.ndarray]:
+    """Fold ``k``'s bands of ``method`` and the actual prices they are for, (n, H): its origins, or for
+    :data:`ONE_MODEL` each seed's forecasts from its origins, seed after seed."""
+    horizon, actual, persistence = result.horizon, result.actual, result.persistence
     if method == "conformal":
-        errors = Conformal.errors_of(result.actual[:k], result.forecasts[:k], result.persistence[:k])
-        return Conformal(result.forecasts[k], result.persistence[k], errors.reshape(-1, horizon))
+        errors = Conformal.errors_of(actual[:k], result.forecasts[:k], persistence[:k])
+        return Conformal(result.forecasts[k], persistence[k], errors.reshape(-1, horizon)), actual[k]
+    if method == ONE_MODEL:
+        seeds = len(result.seeds)
+        errors = Conformal.errors_of(actual[:k, None], result.member_forecasts[:k], persistence[:k, None])
+        forecasts = result.member_forecasts[k].reshape(-1, horizon)
+        last = np.tile(persistence[k], (seeds, 1))
+        return Conformal(forecasts, last, errors.reshape(-1, horizon)), np.tile(actual[k], (seeds, 1))
     if method == "ensemble":
-        return Normal.of_members(result.member_forecasts[k], axis=0)
+        return Normal.of_members(result.member_forecasts[k], axis=0), actual[k]
     fold = result.folds[k]
     history = np.concatenate([fold.train_prices, fold.actual])
-    origins = result.actual.shape[1]
-    days = fold.dataset.window
+    origins, days = actual.shape[1], fold.dataset.window
     volatility = np.array([recent_volatility(history[: len(fold.train_prices) + i], days) for i in range(origins)])
     sigma = volatility[:, None] * np.sqrt(np.arange(1, horizon + 1))
-    return LogNormal(result.persistence[k], sigma)
+    return LogNormal(persistence[k], sigma), actual[k]

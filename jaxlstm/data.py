@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_SPLIT",
     "DEFAULT_WINDOW",
     "Dataset",
+    "LatestData",
     "from_changes",
     "load_dataset",
     "load_frame",
@@ -65,6 +66,7 @@ __all__ = [
     "prediction_windows",
     "prepare",
     "prepare_as",
+    "prepare_latest",
     "record",
     "select_dates",
     "to_changes",
@@ -178,13 +180,11 @@ def from_changes(transform: TargetTransform, previous: np.ndarray, change: np.nd
     or (n, H), H days in a row, which add up (``diff``) or compound (``log-return``) from ``previous``. Returns the
     shape of ``change``."""
     change = np.asarray(change, dtype=np.float64)
+    if transform == "level":
+        return change
     if change.ndim == 2:
         previous, change = np.asarray(previous)[:, None], np.cumsum(change, axis=-1)
-    if transform == "diff":
-        return previous + change
-    if transform == "log-return":
-        return previous * np.exp(change)
-    return change
+    return previous + change if transform == "diff" else previous * np.exp(change)
 
 
 def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.DataFrame:
@@ -330,20 +330,18 @@ def prepare(
     config = DataConfig(
         features=features, target=target, window=window, split=split, horizon=horizon, strategy=strategy
     )
-    names = config.features
     n_rows = len(frame)
     n_train = _training_rows(split, n_rows)
-    inputs = numeric_columns(frame, names)
-    prices = numeric_columns(frame, (target,))[:, 0]
+    inputs, prices = _columns(frame, config)
     _check_sizes(frame, split, n_train, window, horizon, config.outputs)
-    feature_scaler = _fit_scaler(frame, inputs[:n_train], names)
-    target_scaler = _fit_scaler(frame, prices[:n_train, None], (target,))
-    x = _windows(feature_scaler.transform(inputs), window)[:-1]  # x[k] forecasts rows k + window ..
-    y = target_scaler.transform(prices[:, None])[window:, 0].astype(np.float32)  # y[k]: row k + window
+    scaled = _scaled(frame, config, inputs, prices, n_train)
+    x = scaled.windows[:-1]  # x[k] forecasts rows k + window ..
+    y = scaled.target[window:]  # y[k]: row k + window
     n_fit = n_train - window - config.outputs + 1
     n_origins = n_rows - n_train - horizon + 1
+    prices = scaled.prices
     return Dataset(
-        features=names,
+        features=config.features,
         target=target,
         window=window,
         x_train=x[:n_fit],
@@ -354,10 +352,77 @@ def prepare(
         test_dates=frame.index[n_train:],
         test_prices=prices[n_train:],
         previous_prices=prices[n_train - 1 : -1],
-        feature_scaler=feature_scaler,
-        target_scaler=target_scaler,
+        feature_scaler=scaled.feature_scaler,
+        target_scaler=scaled.target_scaler,
         horizon=horizon,
         strategy=strategy,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class LatestData:
+    """What a model refit on the latest rows trains on and forecasts from: the training windows and targets of every
+    row (as :class:`Dataset`'s, with the scalers fit on all the rows) and the window of the last ``window`` rows."""
+
+    x_train: np.ndarray  # (n_fit, window, n_features) float32
+    y_train: np.ndarray  # (n_fit,) or (n_fit, outputs) float32
+    last_window: np.ndarray  # (1, window, n_features) float32: the last rows, which forecast the days after them
+    target_scaler: MinMaxScaler
+
+    def to_prices(self, scaled: np.ndarray) -> np.ndarray:
+        """Map scaled target values, any shape, back to price units: the same shape, float64."""
+        return to_prices(self.target_scaler, scaled)
+
+
+def prepare_latest(frame: pd.DataFrame, config: DataConfig) -> LatestData:
+    """Every row of ``frame`` as training rows (``config``'s features, target, window, horizon and strategy, its
+    split ignored), and the window of its last rows, to forecast the days after the data.
+
+    Raises:
+        DataError: as :func:`prepare`: a bad column, or too few rows for one window and its horizon.
+    """
+    n_rows = len(frame)
+    inputs, prices = _columns(frame, config)
+    if n_rows < config.window + config.outputs:
+        horizon = f" and --horizon {config.outputs}" if config.outputs > 1 else ""
+        raise DataError(
+            f"{_source(frame)}: {n_rows} rows, but --window {config.window}{horizon} need at least "
+            f"{config.window + config.outputs} to train on; use more rows"
+        )
+    scaled = _scaled(frame, config, inputs, prices, n_rows)
+    n_fit = n_rows - config.window - config.outputs + 1
+    return LatestData(
+        x_train=scaled.windows[:n_fit],
+        y_train=_targets(scaled.target[config.window :], config.outputs),
+        last_window=scaled.windows[-1:],
+        target_scaler=scaled.target_scaler,
+    )
+
+
+class _Scaled(NamedTuple):
+    windows: np.ndarray  # (n_rows - window + 1, window, n_features) float32: window k is rows k .. k + window - 1
+    target: np.ndarray  # (n_rows,) float32
+    prices: np.ndarray  # (n_rows,) float64, the target in price units
+    feature_scaler: MinMaxScaler
+    target_scaler: MinMaxScaler
+
+
+def _columns(frame: pd.DataFrame, config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``config``'s features (n_rows, n_features) and target (n_rows,) in ``frame``, checked."""
+    return numeric_columns(frame, config.features), numeric_columns(frame, (config.target,))[:, 0]
+
+
+def _scaled(frame: pd.DataFrame, config: DataConfig, inputs: np.ndarray, prices: np.ndarray, n_train: int) -> _Scaled:
+    """Every window of the features ``inputs`` and the scaled target ``prices``, the scalers fit on the first
+    ``n_train`` rows."""
+    feature_scaler = _fit_scaler(frame, inputs[:n_train], config.features)
+    target_scaler = _fit_scaler(frame, prices[:n_train, None], (config.target,))
+    return _Scaled(
+        windows=_windows(feature_scaler.transform(inputs), config.window),
+        target=target_scaler.transform(prices[:, None])[:, 0].astype(np.float32),
+        prices=prices,
+        feature_scaler=feature_scaler,
+        target_scaler=target_scaler,
     )
 
 

@@ -75,6 +75,11 @@ class _Bands(ABC):
         """(2, *forecasts): the lower and upper bounds of the central interval at ``level``."""
         return np.moveaxis(self.quantiles(np.array([(1 - level) / 2, (1 + level) / 2])), -1, 0)
 
+    def crps(self, actual: np.ndarray) -> np.ndarray:
+        """(*forecasts): each forecast's CRPS at its ``actual`` value (:func:`crps_quantiles` of its quantiles at
+        :data:`CRPS_LEVELS`)."""
+        return crps_quantiles(actual, self.quantiles(CRPS_LEVELS))
+
 
 @dataclass(frozen=True)
 class Normal(_Bands):
@@ -137,6 +142,16 @@ class Conformal(_Bands):
             axis=-1,
         )
         return 0.5 + 0.5 * np.sign(error) * below / (len(self.errors) + 1)
+
+    def crps(self, actual: np.ndarray) -> np.ndarray:
+        """(*forecasts): the CRPS of the empirical distribution of the calibration errors around each forecast (the
+        ``(n + 1)`` correction of the intervals leaves the outer quantiles infinite for small ``n``)."""
+        coverages = np.abs(2 * CRPS_LEVELS - 1)
+        radius = np.stack(
+            [np.quantile(self.errors[:, h], coverages, method="inverted_cdf") for h in range(self.horizon)]
+        )
+        quantiles = self.forecast[..., None] + self.last_price[..., None] * np.sign(CRPS_LEVELS - 0.5) * radius
+        return crps_quantiles(actual, quantiles)
 
     @property
     def horizon(self) -> int:

@@ -21,6 +21,7 @@ from jaxlstm.train import History
 __all__ = [
     "plot_backtest",
     "plot_coverage",
+    "plot_fan",
     "plot_fold_skill",
     "plot_gate_heatmaps",
     "plot_gradient_flow",
@@ -258,4 +259,41 @@ def plot_coverage(coverage: dict[str, np.ndarray], levels: Sequence[float], path
     ax.set_xticks(np.unique(np.linspace(1, horizon, min(horizon, 10)).round().astype(int)))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=len(levels))
+    save(fig, path)
+
+
+def plot_fan(
+    history: pd.Series,
+    dates: pd.DatetimeIndex,
+    forecast: np.ndarray,
+    bands: dict[float, np.ndarray],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str = "price",
+) -> None:
+    """A fan chart: the actual ``history`` (a Series by date), then the ``forecast`` (H,) on ``dates`` (H,) with its
+    bands (level -> (2, H) lower and upper), the widest palest."""
+    fig = Figure(figsize=(10, 4.8), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(history.index, history.to_numpy(), color="black", linewidth=1.2, label="actual")
+    start = pd.DatetimeIndex([history.index[-1]]).append(dates)
+    last = history.to_numpy()[-1:]
+    for shade, level in enumerate(sorted(bands, reverse=True)):
+        lower, upper = bands[level]
+        ax.fill_between(
+            start,
+            np.concatenate([last, lower]),
+            np.concatenate([last, upper]),
+            color="tab:blue",
+            alpha=0.18 + 0.17 * shade,
+            linewidth=0,
+            label=f"{100 * level:g}% band",
+        )
+    ax.plot(start, np.concatenate([last, forecast]), color="tab:blue", linewidth=1.6, label="forecast")
+    ax.axvline(history.index[-1], color="grey", linestyle=":", linewidth=0.8)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.set(xlabel="date", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     save(fig, path)

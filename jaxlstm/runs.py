@@ -12,8 +12,8 @@ complete exactly when its config.json exists**, and every file in it is whole. A
 ``config.json`` is an interrupted run that ``jaxlstm train --resume`` finishes.
 """
 
+import io
 import json
-import math
 import os
 import shutil
 from collections.abc import Callable
@@ -41,8 +41,10 @@ from jaxlstm.train import History
 __all__ = [
     "BACKTEST_CHECKPOINTS_DIR",
     "BACKTEST_FILES",
+    "CALIBRATION_FILES",
     "CHECKPOINTS_DIR",
     "CONFIG_FILE",
+    "FORECAST_DIR",
     "PARAMS_FILE",
     "RUN_FILES",
     "SCALERS_FILE",
@@ -52,6 +54,8 @@ __all__ = [
     "clear_run",
     "interrupted_command",
     "load_run",
+    "read_backtest",
+    "read_config",
     "run_state",
     "save_backtest",
     "save_model",
@@ -79,13 +83,17 @@ RUN_FILES = (
 """The files of a complete trained run, in the order they land; ``config.json`` comes last."""
 BACKTEST_FILES = ("metrics.json", "predictions.csv", "report.md", "backtest.png", "skill.png", CONFIG_FILE)
 """The files of a complete backtest run (``jaxlstm backtest``), ``config.json`` last."""
+CALIBRATION_FILES = ("intervals.csv", "pit.png", "coverage.png")
+"""The files a backtest adds when it could calibrate its prediction intervals (:mod:`jaxlstm.calibration`)."""
+FORECAST_DIR = "forecast"
+"""Where ``jaxlstm forecast`` writes by default, inside the run it forecasts with."""
 
 
 def _is_ours(name: str) -> bool:
     """A run file, the checkpoints, the lock, or a hidden temporary file left by a killed writer."""
     hidden_temporary = name.startswith(".") and ".tmp-" in name
-    kept = (CHECKPOINTS_DIR, BACKTEST_CHECKPOINTS_DIR, RunLock.NAME)
-    return name in RUN_FILES or name in BACKTEST_FILES or name in kept or hidden_temporary
+    kept = (CHECKPOINTS_DIR, BACKTEST_CHECKPOINTS_DIR, FORECAST_DIR, RunLock.NAME)
+    return name in (*RUN_FILES, *BACKTEST_FILES, *CALIBRATION_FILES, *kept) or hidden_temporary
 
 
 def run_state(directory: Path) -> str:
@@ -418,11 +426,12 @@ def _save_calibration(out: Path, config: RunConfig, calibration: Calibration, sc
     """``intervals.csv``, ``pit.png`` and ``coverage.png``."""
     write_atomic(out / "intervals.csv", calibration.table().to_csv(index=False).encode())
     name = f"{config.data.path.stem} {config.data.target}"
-    plot_pit(calibration.pit, out / "pit.png", title=f"{name}: PIT of the walk-forward forecasts, every step")
+    pit = {method: bands.pit for method, bands in calibration.methods.items()}
+    plot_pit(pit, out / "pit.png", title=f"{name}: PIT of the walk-forward forecasts, every step")
     steps = scores.get("steps", [{"step": 1, **scores["pooled"]}])
     coverage = {
         method: np.array([[step[method]["levels"][key]["coverage"] for step in steps] for key in _level_keys(scores)])
-        for method in calibration.bounds
+        for method in calibration.methods
     }
     plot_coverage(coverage, calibration.levels, out / "coverage.png", title=f"{name}: interval coverage per step")
 
@@ -439,19 +448,18 @@ def _calibration_report(scores: dict) -> list[str]:
     lines = [
         "## Prediction intervals",
         "",
-        f"Scored on folds {folds[0]}..{folds[-1]} ({scores['forecasts_scored']} forecasts, every step), where the "
-        f"conformal bands had {scores['calibration_errors'][0]} or more earlier forecasts per step to calibrate on. "
-        "Lower interval score, pinball loss and CRPS are better; coverage should be close to nominal.",
+        f"Scored on folds {folds[0]}..{folds[-1]}, every step, where the conformal bands had "
+        f"{scores['calibration_errors'][0]} or more earlier forecasts per step to calibrate on. Lower interval "
+        "score, pinball loss and CRPS are better; coverage should be close to nominal.",
         "",
-        "| method | level | coverage | interval score | pinball | CRPS |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | forecasts | level | coverage | interval score | pinball | CRPS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for method, result in scores["pooled"].items():
         for level, values in result["levels"].items():
-            crps = f"{result['crps']:.4g}" if math.isfinite(result["crps"]) else "n/a (too few errors)"
             lines.append(
-                f"| {method} | {level} | {100 * values['coverage']:.1f}% | {values['interval_score']:.4g} | "
-                f"{values['pinball']:.4g} | {crps} |"
+                f"| {method} | {result['forecasts']} | {level} | {100 * values['coverage']:.1f}% | "
+                f"{values['interval_score']:.4g} | {values['pinball']:.4g} | {result['crps']:.4g} |"
             )
     return [*lines, "", "![PIT histograms](pit.png)", "", "![coverage per step](coverage.png)", ""]
 
@@ -474,32 +482,48 @@ class Run:
         )
 
 
+def _read(directory: Path, name: str, parse: Callable[[bytes], Any]) -> Any:
+    """``parse`` of the file ``name`` of a run directory; RunError naming what is missing, unfinished or corrupt."""
+    try:
+        return parse((directory / name).read_bytes())
+    except FileNotFoundError:
+        if run_state(directory) == "interrupted":
+            raise RunError(
+                f"{directory} is an interrupted run ({_last_checkpoint_epoch(directory)}) with no final weights "
+                f"yet; finish it with `jaxlstm {interrupted_command(directory)} --resume {directory}`"
+            ) from None
+        raise RunError(f"{directory} is not a complete jaxlstm run: {name} is missing") from None
+    except NotADirectoryError:
+        raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
+
+
+def read_config(directory: Path) -> RunConfig:
+    """The configuration of a run directory (written by ``train``, ``convert`` or ``backtest``); RunError naming
+    what is missing or unreadable."""
+    if not directory.exists():
+        raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
+    return RunConfig.from_dict(_read(directory, CONFIG_FILE, json.loads), source=str(directory / CONFIG_FILE))
+
+
+def read_backtest(directory: Path) -> tuple[RunConfig, pd.DataFrame, dict]:
+    """A backtest run's configuration, ``predictions.csv`` and ``metrics.json``; RunError for any other run."""
+    config = read_config(directory)
+    if config.backtest is None:
+        raise RunError(f"{directory} is not a backtest run; pass a directory written by `jaxlstm backtest`")
+    table = _read(directory, "predictions.csv", lambda content: pd.read_csv(io.BytesIO(content)))
+    return config, table, _read(directory, "metrics.json", json.loads)
+
+
 def load_run(directory: Path) -> Run:
     """Reloads a run directory written by ``jaxlstm train`` or ``jaxlstm convert``; RunError naming what is missing
     or mismatched."""
-    if not directory.exists():
-        raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
-
-    def read(name: str, parse: Callable[[bytes], Any]) -> Any:
-        try:
-            return parse((directory / name).read_bytes())
-        except FileNotFoundError:
-            if run_state(directory) == "interrupted":
-                raise RunError(
-                    f"{directory} is an interrupted run ({_last_checkpoint_epoch(directory)}) with no final weights "
-                    f"yet; finish it with `jaxlstm {interrupted_command(directory)} --resume {directory}`"
-                ) from None
-            raise RunError(f"{directory} is not a complete jaxlstm run: {name} is missing") from None
-        except NotADirectoryError:
-            raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
-        except (ValueError, UnicodeDecodeError) as error:
-            raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
-
-    config = RunConfig.from_dict(read(CONFIG_FILE, json.loads), source=str(directory / CONFIG_FILE))
+    config = read_config(directory)
     if config.backtest is not None:
         raise RunError(f"{directory} is a backtest run: it holds no model to load; see its report.md")
-    scalers = read(SCALERS_FILE, json.loads)
-    weights = read(PARAMS_FILE, serialization.msgpack_restore)
+    scalers = _read(directory, SCALERS_FILE, json.loads)
+    weights = _read(directory, PARAMS_FILE, serialization.msgpack_restore)
     try:
         feature_scaler = _scaler_from_dict(scalers["features"])
         target_scaler = _scaler_from_dict(scalers["target"])

@@ -82,6 +82,7 @@ def test_forecast_changes_compound_into_prices_day_by_day(transform: str) -> Non
             expected[k, h] = price
     np.testing.assert_allclose(from_changes(transform, previous, change), expected)
     np.testing.assert_allclose(from_changes(transform, previous, change[:, 0]), expected[:, 0])
+    np.testing.assert_array_equal(from_changes("level", previous, expected), expected)  # prices stay prices
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +176,20 @@ def test_train_reports_every_step_of_the_horizon(tmp_path, capsys) -> None:
     naive = table["naive"].to_numpy().reshape(56, 3)  # each origin's three days: its last known price
     np.testing.assert_array_equal(naive, np.repeat(naive[:, :1], 3, axis=1))
     assert "RMSE by days ahead: 1:" in capsys.readouterr().out
+
+
+def test_predict_writes_every_day_a_direct_model_forecasts(tmp_path) -> None:
+    """`predict` on the run's own rows: its column +h at a test day's row is the forecast train wrote for the day h - 1
+    test days later at step h."""
+    out = tmp_path / "run"
+    main(
+        ["train", "--arch", "vanilla", "--units", "4", "--epochs", "1", "--quiet", "--horizon", "3", "--out", str(out)]
+    )
+    main(["predict", "--run", str(out), "--out", str(tmp_path / "p.csv")])
+    predicted = pd.read_csv(tmp_path / "p.csv").set_index("Date")
+    assert list(predicted.columns) == ["Open", "predicted +1", "predicted +2", "predicted +3"]
+    trained = pd.read_csv(out / "predictions.csv")
+    origins = trained[trained["step"] == 1]["Date"].to_numpy()
+    for step in (1, 2, 3):
+        rows = trained[trained["step"] == step]
+        np.testing.assert_allclose(predicted.loc[origins, f"predicted +{step}"], rows["predicted"], rtol=1e-6)

@@ -153,7 +153,7 @@ def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run)
             assert (row["lower"], row["upper"]) == pytest.approx(
                 (last * math.exp(-z * sigma), last * math.exp(z * sigma))
             )
-        else:
+        elif row["method"] == "ensemble":
             seeds = predictions[
                 (predictions["fold"] == 6)
                 & (predictions["Date"] == row["Date"])
@@ -162,6 +162,15 @@ def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run)
             ]["forecast"]
             std = np.std(seeds, ddof=1)
             assert (row["lower"], row["upper"]) == pytest.approx((seeds.mean() - z * std, seeds.mean() + z * std))
+    seeds = predictions[predictions["member"] != "ensemble"]
+    one_model = intervals[(intervals["method"] == "conformal (one model)") & (intervals["fold"] == 6)]
+    for (day, step, level), rows in one_model.groupby(["Date", "step", "level"]):
+        earlier = seeds[(seeds["fold"] < 6) & (seeds["step"] == step)]
+        errors = np.sort(np.abs(earlier["actual"] - earlier["forecast"]) / earlier["persistence"])
+        radius = errors[math.ceil((len(errors) + 1) * level) - 1]  # 3 seeds x 25 earlier forecasts
+        forecasts = seeds[(seeds["fold"] == 6) & (seeds["Date"] == day) & (seeds["step"] == step)]
+        expected = np.sort(forecasts["forecast"] - radius * forecasts["persistence"])
+        np.testing.assert_allclose(np.sort(rows["lower"]), expected)
     for (method, level), rows in intervals.groupby(["method", "level"]):
         covered = np.mean((rows["lower"] <= rows["actual"]) & (rows["actual"] <= rows["upper"]))
         assert metrics["pooled"][method]["levels"][f"{100 * level:g}%"]["coverage"] == pytest.approx(covered)
@@ -169,7 +178,7 @@ def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run)
             inside = np.mean((per_step["lower"] <= per_step["actual"]) & (per_step["actual"] <= per_step["upper"]))
             scores = metrics["steps"][step - 1][method]["levels"][f"{100 * level:g}%"]
             assert scores["coverage"] == pytest.approx(inside)
-    assert len(intervals) == 3 * 2 * 4 * 5 * 3  # methods x levels x scored folds x origins x steps
+    assert len(intervals) == (3 + 3) * 2 * 4 * 5 * 3  # (methods + a one-model row per seed) x levels x folds x ...
     report = (calibrated_run / "report.md").read_text()
     assert "## Prediction intervals" in report and (calibrated_run / "pit.png").exists()
 
@@ -185,3 +194,20 @@ def test_a_backtest_too_short_to_calibrate_says_what_it_needs(tmp_path, capsys) 
     )
     assert f"prediction intervals not calibrated: {skipped}" in capsys.readouterr().out
     assert not (out / "intervals.csv").exists()
+
+
+def test_the_conformal_crps_is_that_of_its_errors_mirrored_around_the_forecast() -> None:
+    """The conformal predictive distribution puts the forecast -+ each error (times the last price) at equal odds:
+    scoringrules' CRPS of that 2n-member ensemble, which the 99-quantile approximation must match closely."""
+    rng = np.random.default_rng(3)
+    errors = np.abs(rng.standard_t(4, size=(400, 2))) * 0.01
+    forecast, last = np.array([[100.0, 102.0]]), np.array([[99.0, 99.0]])
+    actual = np.array([[101.5, 97.0]])
+    ours = Conformal(forecast, last, errors).crps(actual)
+    for h in range(2):
+        members = np.concatenate(
+            [forecast[0, h] + last[0, h] * errors[:, h], forecast[0, h] - last[0, h] * errors[:, h]]
+        )
+        exact = scoringrules.crps_ensemble(actual[0, h], members, backend="numpy")
+        assert ours[0, h] == pytest.approx(exact, rel=0.03)
+    assert np.isfinite(Conformal(forecast, last, errors[:5]).crps(actual)).all()  # finite however few the errors

@@ -49,11 +49,19 @@ DOCUMENTED_ELSEWHERE = {
     "fetch-download-failed",
     "fetch-fails-checks",
     "fetch-out-exists",
+    "forecast-days-beyond-horizon",
+    "forecast-unknown-calendar",
+    "forecast-calendar-too-short",
+    "forecast-levels-not-measured",
+    "forecast-backtest-calibrates-itself",
+    "forecast-other-settings",
+    "forecast-not-a-backtest",
+    "forecast-too-few-errors",
     "interrupted",
     "cache-unusable",
 }
-"""Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py, test_cli.py and test_fetch.py),
-not by the catalogue loop."""
+"""Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py, test_cli.py, test_fetch.py and
+test_forecast.py), not by the catalogue loop."""
 
 
 def yahoo_rows(n: int = N_ROWS, seed: int = 0, start: str = "2020-01-01", volatility: float = 0.02) -> list[str]:

@@ -189,4 +189,5 @@ def _calibration_line(scores: dict) -> str:
     for method, result in scores["pooled"].items():
         covered = ", ".join(f"{level} {100 * values['coverage']:.1f}%" for level, values in result["levels"].items())
         parts.append(f"{method} {covered}")
-    return f"interval coverage (nominal as named) over {scores['forecasts_scored']} forecasts: " + "; ".join(parts)
+    folds = scores["scored_folds"]
+    return f"interval coverage on folds {folds[0]}..{folds[-1]}, nominal as named: " + "; ".join(parts)

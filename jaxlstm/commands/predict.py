@@ -1,4 +1,5 @@
-"""``jaxlstm predict``: reload a run and predict the next-day target for every window of a CSV."""
+"""``jaxlstm predict``: reload a run and predict the next-day target for every window of a CSV (every day of its
+horizon, for a direct multi-day model; ``jaxlstm forecast`` dates them on an exchange's calendar)."""
 
 import argparse
 import dataclasses
@@ -57,10 +58,15 @@ def run(args: argparse.Namespace) -> None:
             f"pass a --csv with those columns"
         )
     x, dates = run.windows(frame)
-    predictions = predict_prices(run.model, x, run.target_scaler)
+    predictions = predict_prices(run.model, x, run.target_scaler).reshape(len(x), -1)  # (windows, outputs)
     target = data.target
     actual = frame[target].reindex(dates).to_numpy() if target in frame.columns else [float("nan")] * len(dates)
-    table = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), target: actual, "predicted": predictions})
+    table = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), target: actual})
+    if predictions.shape[1] == 1:
+        table["predicted"] = predictions[:, 0]
+    else:  # a direct multi-day model: +1 forecasts the row's Date, +2 the day after, ...
+        for day in range(predictions.shape[1]):
+            table[f"predicted +{day + 1}"] = predictions[:, day]
     if args.out is None:
         table.to_csv(sys.stdout, index=False, float_format="%.6f", na_rep="")
         return
