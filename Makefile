@@ -1,11 +1,12 @@
 # make demo: train the tutorial's stacked LSTM on the bundled GOOG data (writes runs/demo/)
 # make test: the import-layering contracts (pyproject.toml) and the default test suite (`make test-slow`: the long ones)
+# make forecast: a 20-day backtest of the bundled GOOG data, then the next 20 NYSE sessions with calibrated bands
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow lint clean
+.PHONY: demo test test-slow forecast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 demo: $(VENV)/.installed
 	$(BIN)/jaxlstm train --arch stacked --out runs/demo --overwrite
+
+forecast: $(VENV)/.installed
+	$(BIN)/jaxlstm backtest --arch vanilla --target-transform log-return --horizon 20 --folds 12 --test-days 40 \
+		--seeds 3 --out runs/forecast-backtest --overwrite --quiet
+	$(BIN)/jaxlstm forecast --run runs/forecast-backtest --quiet
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache

@@ -1,16 +1,16 @@
 """Calibration of the backtest's prediction intervals on real tickers: does the conformal 80% band cover 80%?
 
 Runs ``jaxlstm backtest`` (vanilla preset, log-return target, 12 folds of 40 test days, 3 seeds, 100 epochs) on the
-Yahoo CSVs of ``../shared/data/`` for horizons 1, 5 and 20 days (reusing a finished run directory), then pools their
-``intervals.csv`` over the tickers: coverage per method, level and horizon (every step, the first and the last), and
-per ticker the interval score and CRPS of each method against the random walk's. Writes
-``benchmarks/results/<machine>/calibration.json`` and ``.png`` and prints the tables of docs/forecast.md.
+Yahoo CSVs of ``../shared/data/`` for horizons 1, 5 and 20 days, reusing a finished run directory (its forecasts are
+calibrated again, see ``jaxlstm.runs.load_backtest``). Then pools the bands over the tickers: coverage per method,
+level and horizon (every step, the first and the last), and per ticker the interval score and CRPS of each method
+against the random walk's. Writes ``benchmarks/results/<machine>/calibration.json`` and ``.png`` and prints the
+tables of docs/forecast.md.
 
     .venv/bin/python benchmarks/calibration.py [--tickers GOOG,AAPL] [--horizons 1,5,20] [--runs runs/calibration]
 """
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -18,12 +18,15 @@ import pandas as pd
 from common import ROOT, environment, write_results
 from matplotlib.figure import Figure
 
+from jaxlstm.calibration import calibrate
 from jaxlstm.commands import main
+from jaxlstm.runs import load_backtest
 
 SHARED = ROOT.parent / "shared" / "data"
 SETTINGS = ["--arch", "vanilla", "--target-transform", "log-return", "--folds", "12", "--test-days", "40"]
 SETTINGS += ["--seeds", "3", "--quiet"]
 METHODS = ("conformal", "conformal (one model)", "ensemble", "random walk")
+LEVELS = (0.8, 0.95)
 
 
 def backtest(ticker: str, horizon: int, runs: Path) -> Path:
@@ -40,9 +43,12 @@ def covered(rows: pd.DataFrame) -> tuple[int, int]:
 
 
 def summarize(runs: dict[tuple[str, int], Path]) -> dict:
+    """Coverage counts pooled over the tickers, and each ticker's scores against the random walk's, from the runs'
+    forecasts calibrated again with this jaxlstm (load_backtest: no training)."""
     coverage, scores = {}, {}
     for (ticker, horizon), out in runs.items():
-        intervals = pd.read_csv(out / "intervals.csv")
+        calibration = calibrate(load_backtest(out), LEVELS)
+        intervals = calibration.table()
         for (method, level), rows in intervals.groupby(["method", "level"]):
             for which, part in (
                 ("all", rows),
@@ -54,7 +60,7 @@ def summarize(runs: dict[tuple[str, int], Path]) -> dict:
                 coverage.setdefault(key, [0, 0])
                 coverage[key][0] += hits
                 coverage[key][1] += total
-        pooled = json.loads((out / "metrics.json").read_text())["calibration"]["pooled"]
+        pooled = calibration.summary()["pooled"]
         walk = pooled["random walk"]
         for method in METHODS:
             if method not in pooled:

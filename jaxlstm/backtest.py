@@ -42,6 +42,7 @@ from jaxlstm.evaluate import (
     pesaran_timmermann,
     skill,
 )
+from jaxlstm.intervals import recent_volatility
 from jaxlstm.train import TrainState
 
 __all__ = ["Backtest", "Fold", "folds_digest", "make_folds", "run_backtest", "scores", "summarize", "verdict"]
@@ -63,6 +64,9 @@ class Fold:
         train_prices: (training rows,) the target on its training rows, in price units (MASE's in-sample scale).
         actual: (test days,) the target on each test day, in price units.
         previous: (test days,) the target on the day before each test day, in price units (persistence).
+        volatility: (test days,) the standard deviation of the target's last ``window`` daily log-returns before
+            each test day (NaN for a target that is not always positive): the random walk's, which scales the
+            prediction intervals (:mod:`jaxlstm.calibration`).
 
     With a ``horizon`` H > 1 (``dataset.horizon``), the fold forecasts H days from each of its first
     ``test_days - H + 1`` test days (its origins), so that every day forecast is one of its test days.
@@ -76,6 +80,7 @@ class Fold:
     train_prices: np.ndarray
     actual: np.ndarray
     previous: np.ndarray
+    volatility: np.ndarray
 
     def to_prices(self, scaled: np.ndarray) -> np.ndarray:
         """The fold's scaled forecasts (origins, H) of its target in price units (origins, H): a day's change
@@ -177,6 +182,7 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
                 train_prices=prices[start:cutoff],
                 actual=prices[cutoff:end],
                 previous=prices[cutoff - 1 : end - 1],
+                volatility=np.array([recent_volatility(prices[:day], data.window) for day in range(cutoff, end)]),
             )
         )
     return folds
@@ -234,7 +240,8 @@ class Backtest:
 
     def table(self) -> pd.DataFrame:
         """One row per day forecast and forecaster (each seed, then the ensemble): Date, fold, member, actual,
-        forecast, persistence; with a horizon H > 1, also ``step``, the days ahead (the row for day ``Date`` at step
+        forecast, persistence, and the volatility at the forecast's origin (:attr:`Fold.volatility`); with a horizon
+        H > 1, also ``step``, the days ahead (the row for day ``Date`` at step
         h was forecast from the data up to h days before it)."""
         rows = []
         for k, fold in enumerate(self.folds):
@@ -249,6 +256,7 @@ class Backtest:
                     "actual": fold.actual_paths.ravel(),
                     "forecast": forecast.ravel(),
                     "persistence": fold.persistence_paths.ravel(),
+                    "volatility": np.repeat(fold.volatility[: len(fold.actual_paths)], self.horizon),
                 }
                 rows.append(pd.DataFrame(columns))
         return pd.concat(rows, ignore_index=True)

@@ -2,11 +2,13 @@
 walk-forward forecasts, scored per step of the horizon and pooled.
 
 Fold ``k``'s conformal bands are calibrated on the errors of the ensemble's forecasts in folds ``0 .. k - 1`` only,
-each step on its own (those forecasts' days all precede fold ``k``'s cutoff, so nothing leaks). A fold is scored
+each step on its own (those forecasts' days all precede fold ``k``'s cutoff, so nothing leaks), each error divided
+by the random walk's spread at its origin (:meth:`~jaxlstm.intervals.Conformal.random_walk_scale`), and the bands
+drawn that many spreads wide. A fold is scored
 once the folds before it give enough errors for a finite interval at the highest level
 (:func:`~jaxlstm.intervals.minimum_calibration`); the ensemble's and the random walk's bands are scored on the very
 same folds, so the three compare forecast for forecast. The random walk's volatility is that of the ``window``
-daily log-returns before each origin (the days the models see).
+daily log-returns before each origin (the days the models see, :attr:`~jaxlstm.backtest.Fold.volatility`).
 
 The conformal bands are drawn around the ensemble's forecast and, as :data:`ONE_MODEL`, around each seed's (as
 ``jaxlstm forecast --calibrate-with`` draws them around one trained model). For each way and level: empirical
@@ -23,7 +25,7 @@ import pandas as pd
 
 from jaxlstm.backtest import Backtest
 from jaxlstm.evaluate import coverage, interval_score, pinball_loss
-from jaxlstm.intervals import Conformal, LogNormal, Normal, minimum_calibration, recent_volatility
+from jaxlstm.intervals import Conformal, LogNormal, Normal, minimum_calibration
 
 __all__ = ["METHODS", "ONE_MODEL", "Calibration", "MethodBands", "calibrate", "uncalibrated"]
 
@@ -139,8 +141,18 @@ def _first_scored_fold(result: Backtest, levels: Sequence[float]) -> int | None:
     return first if first < len(result.folds) else None
 
 
+def _volatility_known(result: Backtest) -> bool:
+    return all(np.isfinite(fold.volatility).all() for fold in result.folds)
+
+
 def uncalibrated(result: Backtest, levels: Sequence[float]) -> str:
-    """Why :func:`calibrate` gives None for ``result``: how many earlier forecasts its highest level needs."""
+    """Why :func:`calibrate` gives None for ``result``: a target that is not always positive, or how many earlier
+    forecasts its highest level needs."""
+    if not _volatility_known(result):
+        return (
+            f"the target {result.folds[0].dataset.target!r} is not always positive, so it has no log-return "
+            f"volatility to scale the bands by; calibrate a price column"
+        )
     need, origins = minimum_calibration(max(levels)), result.actual.shape[1]
     return (
         f"conformal intervals at {_percent(max(levels))} need {need} earlier forecasts per step before a fold, but "
@@ -154,7 +166,7 @@ def calibrate(result: Backtest, levels: Sequence[float]) -> Calibration | None:
     docstring; the ensemble's and the one-model conformal's need two seeds or more); None when too few folds
     precede the last to calibrate its conformal bands."""
     first = _first_scored_fold(result, levels)
-    if first is None:
+    if first is None or not _volatility_known(result):
         return None
     scored = range(first, len(result.folds))
     quantile_levels = np.array([q for level in levels for q in ((1 - level) / 2, (1 + level) / 2)])
@@ -190,20 +202,18 @@ def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | 
     """Fold ``k``'s bands of ``method`` and the actual prices they are for, (n, H): its origins, or for
     :data:`ONE_MODEL` each seed's forecasts from its origins, seed after seed."""
     horizon, actual, persistence = result.horizon, result.actual, result.persistence
+    volatility = np.stack([fold.volatility[: actual.shape[1]] for fold in result.folds])  # (folds, origins)
+    scale = Conformal.random_walk_scale(persistence[..., 0], volatility, horizon)  # (folds, origins, H)
     if method == "conformal":
-        errors = Conformal.errors_of(actual[:k], result.forecasts[:k], persistence[:k])
-        return Conformal(result.forecasts[k], persistence[k], errors.reshape(-1, horizon)), actual[k]
+        errors = Conformal.errors_of(actual[:k], result.forecasts[:k], scale[:k])
+        return Conformal(result.forecasts[k], scale[k], errors.reshape(-1, horizon)), actual[k]
     if method == ONE_MODEL:
         seeds = len(result.seeds)
-        errors = Conformal.errors_of(actual[:k, None], result.member_forecasts[:k], persistence[:k, None])
+        errors = Conformal.errors_of(actual[:k, None], result.member_forecasts[:k], scale[:k, None])
         forecasts = result.member_forecasts[k].reshape(-1, horizon)
-        last = np.tile(persistence[k], (seeds, 1))
-        return Conformal(forecasts, last, errors.reshape(-1, horizon)), np.tile(actual[k], (seeds, 1))
+        return Conformal(forecasts, np.tile(scale[k], (seeds, 1)), errors.reshape(-1, horizon)), np.tile(
+            actual[k], (seeds, 1)
+        )
     if method == "ensemble":
         return Normal.of_members(result.member_forecasts[k], axis=0), actual[k]
-    fold = result.folds[k]
-    history = np.concatenate([fold.train_prices, fold.actual])
-    origins, days = actual.shape[1], fold.dataset.window
-    volatility = np.array([recent_volatility(history[: len(fold.train_prices) + i], days) for i in range(origins)])
-    sigma = volatility[:, None] * np.sqrt(np.arange(1, horizon + 1))
-    return LogNormal(persistence[k], sigma), actual[k]
+    return LogNormal(persistence[k], volatility[k, :, None] * np.sqrt(np.arange(1, horizon + 1))), actual[k]

@@ -11,7 +11,8 @@ The point forecast comes from one of two places:
 Its bands (:mod:`jaxlstm.intervals`), at the levels the backtest measured:
 
 - ``conformal``: split conformal, calibrated on every walk-forward error of the backtest at each step (its
-  ensemble's errors for a refit; each of its seeds' errors for a single model);
+  ensemble's errors for a refit; each of its seeds' errors for a single model), each in units of the random walk's
+  spread at its origin, and drawn that many of today's spreads wide;
 - ``ensemble``: the spread of the refit's seeds (refit only);
 - ``random walk``: from the volatility of the last ``window`` daily log-returns, widening with the square root of
   the days ahead.
@@ -131,8 +132,12 @@ def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *,
             f"--levels {asked}: {backtest} measured coverage at {measured} only; pass --levels {measured}, or "
             f"backtest with --levels {asked}"
         )
+    if "volatility" not in table or "calibration" not in summary:
+        raise RunError(f"{backtest} was written by an older jaxlstm, without prediction intervals; run it again")
     rows = table[(table["member"] == "ensemble") != one_model]
-    errors = Conformal.errors_of(rows["actual"], rows["forecast"], rows["persistence"]).to_numpy()
+    step = rows.get("step", 1)
+    scale = rows["persistence"] * rows["volatility"] * np.sqrt(step)  # the random walk's spread at each origin
+    errors = Conformal.errors_of(rows["actual"], rows["forecast"], scale).to_numpy()
     errors = errors.reshape(-1, config.data.horizon)[:, :days]
     need = minimum_calibration(max(chosen))
     if len(errors) < need:
@@ -166,7 +171,8 @@ def _bands(
     days = len(forecast)
     methods: dict[str, object] = {}
     if errors is not None:
-        methods["conformal"] = Conformal(forecast[None], np.full((1, days), last_price), errors)
+        scale = Conformal.random_walk_scale(np.array([last_price]), np.array([volatility]), days)
+        methods["conformal"] = Conformal(forecast[None], scale, errors)
     if len(members) > 1:
         methods["ensemble"] = Normal.of_members(members)
     methods["random walk"] = LogNormal(np.full(days, last_price), volatility * np.sqrt(np.arange(1, days + 1)))

@@ -5,11 +5,12 @@ Each way is a predictive distribution per forecast, given by its quantile functi
 ``(1 - c) / 2`` to its ``(1 + c) / 2`` quantile:
 
 - :class:`Conformal`: split conformal intervals (Vovk et al., 2005; Lei et al., 2018) around a point forecast
-  ``f`` made when the last known price was ``p``, from the absolute relative errors ``|actual - forecast| / p`` of
-  earlier forecasts of the same step: the interval at level ``c`` is ``f -+ r p``, ``r`` the
-  ``ceil((n + 1) c)``-th smallest of the ``n`` calibration errors (infinite when ``n`` is too small), which covers
-  at least ``c`` of exchangeable errors. Relative to the last price, so that errors of a stock at 100 calibrate a
-  forecast of it at 2,000.
+  ``f``, normalized by a scale ``s`` known when it was made: from the errors ``|actual - forecast| / s`` of earlier
+  forecasts of the same step, the interval at level ``c`` is ``f -+ r s``, ``r`` the ``ceil((n + 1) c)``-th
+  smallest of the ``n`` calibration errors (infinite when ``n`` is too small), which covers at least ``c`` of
+  exchangeable errors. jaxlstm's scale is the random walk's spread h days ahead, ``p s_d sqrt(h)`` (the last price
+  ``p``, the recent daily volatility ``s_d``): normalized so, the errors of a stock at 100 in a calm year calibrate
+  a forecast of it at 2,000 in a turbulent one (Papadopoulos et al.'s normalized nonconformity scores).
 - :class:`Normal`: the spread of an ensemble of seeds, ``N(mean, std)`` of its members' forecasts.
 - :class:`LogNormal`: the random walk's, the honest comparator: the last price ``p`` with daily log-returns of
   standard deviation ``s`` (recent volatility) gives ``p exp(s sqrt(h) z)`` h days ahead.
@@ -116,27 +117,33 @@ class LogNormal(_Bands):
 
 @dataclass(frozen=True)
 class Conformal(_Bands):
-    """Split conformal bands around ``forecast`` (*forecasts, H), each made when the last known price was
-    ``last_price`` (*forecasts, H), from the absolute relative ``errors`` (n, H) of earlier forecasts of each of the
-    H steps (the last axis). Quantile ``q`` is ``forecast +- r last_price``, ``r`` :func:`conformal_radius` at
-    coverage ``|2q - 1|``, the sign that of ``q - 1/2``."""
+    """Split conformal bands around ``forecast`` (*forecasts, H), each with its ``scale`` (*forecasts, H), from the
+    normalized ``errors`` (n, H) of earlier forecasts of each of the H steps (the last axis). Quantile ``q`` is
+    ``forecast +- r scale``, ``r`` :func:`conformal_radius` at coverage ``|2q - 1|``, the sign that of ``q - 1/2``."""
 
     forecast: np.ndarray
-    last_price: np.ndarray
+    scale: np.ndarray
     errors: np.ndarray
 
     @staticmethod
-    def errors_of(actual: np.ndarray, forecast: np.ndarray, last_price: np.ndarray) -> np.ndarray:
-        """The calibration errors of forecasts: ``|actual - forecast| / last_price``, elementwise."""
-        return np.abs(np.asarray(actual, np.float64) - forecast) / last_price
+    def errors_of(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The calibration errors of forecasts: ``|actual - forecast| / scale``, elementwise."""
+        return np.abs(np.asarray(actual, np.float64) - forecast) / scale
+
+    @staticmethod
+    def random_walk_scale(last_price: np.ndarray, volatility: np.ndarray, horizon: int) -> np.ndarray:
+        """(*origins, H): the random walk's spread ``p s_d sqrt(h)`` for h = 1 .. ``horizon`` from each origin's last
+        price and daily volatility (*origins)."""
+        spread = np.asarray(last_price, np.float64) * np.asarray(volatility, np.float64)
+        return spread[..., None] * np.sqrt(np.arange(1, horizon + 1))
 
     def quantiles(self, levels: np.ndarray) -> np.ndarray:
         levels = np.asarray(levels, np.float64)
         radius = np.stack([conformal_radius(self.errors[:, h], np.abs(2 * levels - 1)) for h in range(self.horizon)])
-        return self.forecast[..., None] + self.last_price[..., None] * np.sign(levels - 0.5) * radius
+        return self.forecast[..., None] + self.scale[..., None] * np.sign(levels - 0.5) * radius
 
     def cdf(self, actual: np.ndarray) -> np.ndarray:
-        error = (np.asarray(actual, np.float64) - self.forecast) / self.last_price  # (*forecasts, H)
+        error = (np.asarray(actual, np.float64) - self.forecast) / self.scale  # (*forecasts, H)
         below = np.stack(
             [np.searchsorted(np.sort(self.errors[:, h]), np.abs(error[..., h])) for h in range(self.horizon)],
             axis=-1,
@@ -150,7 +157,7 @@ class Conformal(_Bands):
         radius = np.stack(
             [np.quantile(self.errors[:, h], coverages, method="inverted_cdf") for h in range(self.horizon)]
         )
-        quantiles = self.forecast[..., None] + self.last_price[..., None] * np.sign(CRPS_LEVELS - 0.5) * radius
+        quantiles = self.forecast[..., None] + self.scale[..., None] * np.sign(CRPS_LEVELS - 0.5) * radius
         return crps_quantiles(actual, quantiles)
 
     @property
@@ -160,9 +167,12 @@ class Conformal(_Bands):
 
 
 def recent_volatility(prices: np.ndarray, days: int) -> float:
-    """The standard deviation (``ddof=1``) of the last ``days`` daily log-returns of ``prices`` (n,), n > days."""
-    returns = np.diff(np.log(np.asarray(prices, np.float64)[-(days + 1) :]))
-    return float(np.std(returns, ddof=1))
+    """The standard deviation (``ddof=1``) of the last ``days`` daily log-returns of ``prices`` (n,), n > days; NaN
+    when one of those prices is not positive."""
+    last = np.asarray(prices, np.float64)[-(days + 1) :]
+    if (last <= 0).any():
+        return math.nan
+    return float(np.std(np.diff(np.log(last)), ddof=1))
 
 
 def crps_quantiles(actual: np.ndarray, quantiles: np.ndarray, levels: np.ndarray = CRPS_LEVELS) -> np.ndarray:

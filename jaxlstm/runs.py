@@ -14,6 +14,7 @@ complete exactly when its config.json exists**, and every file in it is whole. A
 
 import io
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -27,10 +28,10 @@ import pandas as pd
 from flax import nnx, serialization
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.backtest import Backtest
+from jaxlstm.backtest import Backtest, make_folds
 from jaxlstm.calibration import Calibration
 from jaxlstm.config import RunConfig
-from jaxlstm.data import Dataset, prediction_windows
+from jaxlstm.data import Dataset, load_frame, prediction_windows
 from jaxlstm.errors import RunError
 from jaxlstm.evaluate import Evaluation
 from jaxlstm.fileio import RunLock, fsync_directory, write_atomic
@@ -53,6 +54,7 @@ __all__ = [
     "checkpoints_dir",
     "clear_run",
     "interrupted_command",
+    "load_backtest",
     "load_run",
     "read_backtest",
     "read_config",
@@ -514,6 +516,29 @@ def read_backtest(directory: Path) -> tuple[RunConfig, pd.DataFrame, dict]:
         raise RunError(f"{directory} is not a backtest run; pass a directory written by `jaxlstm backtest`")
     table = _read(directory, "predictions.csv", lambda content: pd.read_csv(io.BytesIO(content)))
     return config, table, _read(directory, "metrics.json", json.loads)
+
+
+def load_backtest(directory: Path) -> Backtest:
+    """A finished backtest run again, without training: its folds rebuilt from its CSV (:func:`make_folds`) and every
+    seed's forecasts read from its ``predictions.csv`` (no losses: they are not kept). For instance to calibrate its
+    forecasts at other levels (:func:`jaxlstm.calibration.calibrate`). RunError when the CSV no longer gives the
+    prices the backtest forecast."""
+    config, table, summary = read_backtest(directory)
+    folds = make_folds(load_frame(config.data), config.data, config.backtest)
+    seeds = tuple(config.train.seed + s for s in range(config.backtest.seeds))
+    shape = folds[0].actual_paths.shape
+    forecasts = np.empty((len(folds), len(seeds), *shape))
+    for k, fold in enumerate(folds):
+        for s, seed in enumerate(seeds):
+            rows = table[(table["fold"] == k + 1) & (table["member"] == f"seed {seed}")]
+            if len(rows) != math.prod(shape) or not np.allclose(rows["actual"], fold.actual_paths.ravel()):
+                raise RunError(
+                    f"{config.data.path} no longer gives the prices {directory} forecast (fold {k + 1}); restore the "
+                    f"file, or run the backtest again"
+                )
+            forecasts[k, s] = rows["forecast"].to_numpy().reshape(shape)
+    losses = np.empty((0, len(folds), len(seeds)))
+    return Backtest(folds, seeds, forecasts, losses, summary["compile_seconds"], summary["train_seconds"])
 
 
 def load_run(directory: Path) -> Run:

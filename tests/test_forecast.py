@@ -58,7 +58,8 @@ def runs(tmp_path_factory):
 
 def test_a_train_run_forecasts_from_the_csvs_last_window_with_conformal_bands(runs, capsys) -> None:
     """The forecast is the model on the last 10 Opens scaled with the run's scaler (by hand); the conformal bands are
-    forecast -+ r * last price, r from the seeds' relative errors in the backtest's predictions.csv; the printout
+    forecast -+ r spreads, r from the seeds' errors in the backtest's predictions.csv in units of the random walk's
+    spread, today's spread the last price x the std of the last 10 log-returns x sqrt(days ahead); the printout
     quotes the coverage metrics.json measured for one-model conformal bands."""
     out = runs / "train-forecast"
     argv = ["forecast", "--run", str(runs / "train"), "--calibrate-with", str(runs / "backtest"), "--out", str(out)]
@@ -74,17 +75,19 @@ def test_a_train_run_forecasts_from_the_csvs_last_window_with_conformal_bands(ru
     np.testing.assert_allclose(table["forecast"], expected, rtol=1e-5)
     predictions = pd.read_csv(runs / "backtest" / "predictions.csv")
     seeds = predictions[predictions["member"] != "ensemble"]
+    volatility = np.std(np.diff(np.log(opens[-11:])), ddof=1)  # of the last 10 daily log-returns
     for step in (1, 2):
         rows = seeds[seeds["step"] == step]
-        errors = np.sort(np.abs(rows["actual"] - rows["forecast"]) / rows["persistence"])
+        spread = rows["persistence"] * rows["volatility"] * math.sqrt(step)
+        errors = np.sort(np.abs(rows["actual"] - rows["forecast"]) / spread)
         for level in (0.8, 0.95):
-            radius = errors[math.ceil((len(errors) + 1) * level) - 1]
+            radius = errors[math.ceil((len(errors) + 1) * level) - 1] * opens[-1] * volatility * math.sqrt(step)
             forecast = table["forecast"][step - 1]
             bounds = (
                 table[f"conformal {100 * level:g}% lower"][step - 1],
                 table[f"conformal {100 * level:g}% upper"][step - 1],
             )
-            assert bounds == pytest.approx((forecast - radius * opens[-1], forecast + radius * opens[-1]))
+            assert bounds == pytest.approx((forecast - radius, forecast + radius))
     measured = json.loads((runs / "backtest" / "metrics.json").read_text())["calibration"]["pooled"]
     coverage = measured["conformal (one model)"]["levels"]["80%"]["coverage"]
     assert f"conformal bands in the backtest: the 80% band covered {100 * coverage:.1f}%" in printed

@@ -4,6 +4,7 @@ files it writes and the CSV's own prices."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from jaxlstm.calibration import calibrate
 from jaxlstm.commands import main
 from jaxlstm.config import BacktestConfig
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, RunError
 from jaxlstm.intervals import (
     CRPS_LEVELS,
     Conformal,
@@ -26,6 +28,7 @@ from jaxlstm.intervals import (
     minimum_calibration,
     recent_volatility,
 )
+from jaxlstm.runs import load_backtest
 from tests.conftest import BUNDLED
 
 
@@ -76,7 +79,7 @@ def test_normal_and_lognormal_bands_are_scipys_distributions() -> None:
 
 
 def test_conformal_bands_and_pit_from_their_errors() -> None:
-    """Bands forecast -+ r * last price per step; the PIT counts the calibration errors below the actual error."""
+    """Bands forecast -+ r * scale per step; the PIT counts the calibration errors below the actual error."""
     errors = np.array([[0.01, 0.02], [0.03, 0.05], [0.02, 0.01], [0.04, 0.03]])  # 4 earlier forecasts, 2 steps
     bands = Conformal(np.array([[100.0, 101.0]]), np.array([[99.0, 99.0]]), errors)
     lower, upper = bands.interval(0.6)  # rank ceil(5 * 0.6) = 3: the 3rd smallest error of each step
@@ -86,6 +89,8 @@ def test_conformal_bands_and_pit_from_their_errors() -> None:
     pit = bands.cdf(np.array([[100 + 0.025 * 99, 101 - 0.06 * 99]]))
     np.testing.assert_allclose(pit, [[0.5 + 0.5 * 2 / 5, 0.5 - 0.5 * 4 / 5]])
     np.testing.assert_allclose(Conformal.errors_of(np.array([110.0]), np.array([100.0]), np.array([50.0])), [0.2])
+    scale = Conformal.random_walk_scale(np.array([100.0, 50.0]), np.array([0.01, 0.02]), 4)
+    np.testing.assert_allclose(scale, [[1.0, math.sqrt(2), math.sqrt(3), 2.0]] * 2)
 
 
 def test_crps_from_quantiles_is_scoringrules_and_approximates_the_closed_form() -> None:
@@ -129,48 +134,51 @@ def calibrated_run(tmp_path_factory):
 
 
 def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run) -> None:
-    """Conformal: fold k's errors are the ensemble's relative errors in folds before k (from predictions.csv);
-    random walk: the std of the 10 log-returns before each origin, from the CSV, times sqrt(days ahead); ensemble:
-    the seeds' mean and std. The coverage metrics.json reports is the share of intervals.csv rows covering."""
+    """predictions.csv's volatility is the std of the 10 log-returns before each origin, from the CSV. Random walk:
+    the last price times exp(-+z vol sqrt(days ahead)); conformal: fold k's errors are the ensemble's (or for one
+    model each seed's) in folds before k, each divided by the random walk's spread last price x vol x sqrt(days
+    ahead), and its band that many spreads wide; ensemble: the seeds' mean -+ z std. The coverage metrics.json
+    reports is the share of intervals.csv rows covering."""
     predictions = pd.read_csv(calibrated_run / "predictions.csv")
     intervals = pd.read_csv(calibrated_run / "intervals.csv")
     metrics = json.loads((calibrated_run / "metrics.json").read_text())["calibration"]
     assert metrics["scored_folds"] == [5, 6, 7, 8] and metrics["calibration_errors"] == [20, 25, 30, 35]
-    ensemble = predictions[predictions["member"] == "ensemble"]
-    prices = pd.read_csv(BUNDLED / "GOOG.csv", index_col="Date", parse_dates=True)["Open"]
+    log_prices = np.log(pd.read_csv(BUNDLED / "GOOG.csv", index_col="Date")["Open"])
+    origin = log_prices.index.get_indexer(predictions["Date"]) - predictions["step"] + 1
+    volatility = [np.std(np.diff(log_prices.to_numpy()[o - 11 : o]), ddof=1) for o in origin]
+    np.testing.assert_allclose(predictions["volatility"], volatility, rtol=1e-9)
+    predictions["spread"] = predictions["persistence"] * predictions["volatility"] * np.sqrt(predictions["step"])
+    predictions["error"] = np.abs(predictions["actual"] - predictions["forecast"]) / predictions["spread"]
+    ensemble, seeds = (predictions[(predictions["member"] == "ensemble") == kind] for kind in (True, False))
     z = stats.norm.ppf(0.9)
     for _, row in intervals[(intervals["fold"] == 6) & (intervals["level"] == 0.8)].iterrows():
         same = ensemble[(ensemble["Date"] == row["Date"]) & (ensemble["step"] == row["step"])]
-        forecast, last = same[same["fold"] == 6][["forecast", "persistence"]].iloc[0]
+        forecast, last, spread, vol = same[same["fold"] == 6][["forecast", "persistence", "spread", "volatility"]].iloc[
+            0
+        ]
         if row["method"] == "conformal":
-            earlier = ensemble[(ensemble["fold"] < 6) & (ensemble["step"] == row["step"])]
-            errors = np.sort(np.abs(earlier["actual"] - earlier["forecast"]) / earlier["persistence"])
-            radius = errors[math.ceil((len(errors) + 1) * 0.8) - 1]
-            assert (row["lower"], row["upper"]) == pytest.approx((forecast - radius * last, forecast + radius * last))
+            earlier = np.sort(ensemble[(ensemble["fold"] < 6) & (ensemble["step"] == row["step"])]["error"])
+            radius = earlier[math.ceil((len(earlier) + 1) * 0.8) - 1]
+            assert (row["lower"], row["upper"]) == pytest.approx(
+                (forecast - radius * spread, forecast + radius * spread)
+            )
         elif row["method"] == "random walk":
-            origin = prices.index.get_loc(pd.Timestamp(row["Date"])) - row["step"] + 1
-            sigma = np.std(np.diff(np.log(prices.to_numpy()[origin - 11 : origin])), ddof=1) * math.sqrt(row["step"])
+            sigma = vol * math.sqrt(row["step"])
             assert (row["lower"], row["upper"]) == pytest.approx(
                 (last * math.exp(-z * sigma), last * math.exp(z * sigma))
             )
         elif row["method"] == "ensemble":
-            seeds = predictions[
-                (predictions["fold"] == 6)
-                & (predictions["Date"] == row["Date"])
-                & (predictions["step"] == row["step"])
-                & (predictions["member"] != "ensemble")
-            ]["forecast"]
-            std = np.std(seeds, ddof=1)
-            assert (row["lower"], row["upper"]) == pytest.approx((seeds.mean() - z * std, seeds.mean() + z * std))
-    seeds = predictions[predictions["member"] != "ensemble"]
+            members = seeds[(seeds["fold"] == 6) & (seeds["Date"] == row["Date"]) & (seeds["step"] == row["step"])]
+            mean, std = members["forecast"].mean(), np.std(members["forecast"], ddof=1)
+            assert (row["lower"], row["upper"]) == pytest.approx((mean - z * std, mean + z * std))
     one_model = intervals[(intervals["method"] == "conformal (one model)") & (intervals["fold"] == 6)]
     for (day, step, level), rows in one_model.groupby(["Date", "step", "level"]):
-        earlier = seeds[(seeds["fold"] < 6) & (seeds["step"] == step)]
-        errors = np.sort(np.abs(earlier["actual"] - earlier["forecast"]) / earlier["persistence"])
-        radius = errors[math.ceil((len(errors) + 1) * level) - 1]  # 3 seeds x 25 earlier forecasts
+        earlier = np.sort(seeds[(seeds["fold"] < 6) & (seeds["step"] == step)]["error"])  # 3 seeds x 25 forecasts
+        radius = earlier[math.ceil((len(earlier) + 1) * level) - 1]
         forecasts = seeds[(seeds["fold"] == 6) & (seeds["Date"] == day) & (seeds["step"] == step)]
-        expected = np.sort(forecasts["forecast"] - radius * forecasts["persistence"])
-        np.testing.assert_allclose(np.sort(rows["lower"]), expected)
+        np.testing.assert_allclose(
+            np.sort(rows["lower"]), np.sort(forecasts["forecast"] - radius * forecasts["spread"])
+        )
     for (method, level), rows in intervals.groupby(["method", "level"]):
         covered = np.mean((rows["lower"] <= rows["actual"]) & (rows["actual"] <= rows["upper"]))
         assert metrics["pooled"][method]["levels"][f"{100 * level:g}%"]["coverage"] == pytest.approx(covered)
@@ -211,3 +219,35 @@ def test_the_conformal_crps_is_that_of_its_errors_mirrored_around_the_forecast()
         exact = scoringrules.crps_ensemble(actual[0, h], members, backend="numpy")
         assert ours[0, h] == pytest.approx(exact, rel=0.03)
     assert np.isfinite(Conformal(forecast, last, errors[:5]).crps(actual)).all()  # finite however few the errors
+
+
+def numbers(tree):
+    """Every number of a JSON-like tree, keys in order (and the keys too, as their hash, so that they must match)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield hash(key)
+            yield from numbers(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from numbers(value)
+    else:
+        yield float(tree)
+
+
+def test_a_reloaded_backtest_calibrates_as_it_did(calibrated_run, tmp_path) -> None:
+    """load_backtest rebuilds the folds from the CSV and reads the seeds' forecasts: calibrating it again gives the
+    run's own metrics; a CSV whose prices changed since is refused."""
+    metrics = json.loads((calibrated_run / "metrics.json").read_text(), parse_constant=float)["calibration"]
+    again = calibrate(load_backtest(calibrated_run), (0.8, 0.95)).summary()
+    np.testing.assert_allclose(list(numbers(again)), list(numbers(metrics)))
+    changed = tmp_path / "run"
+    shutil.copytree(calibrated_run, changed)
+    csv = tmp_path / "GOOG.csv"
+    frame = pd.read_csv(BUNDLED / "GOOG.csv")
+    frame.loc[len(frame) - 3, "Open"] *= 1.1
+    frame.to_csv(csv, index=False)
+    config = json.loads((changed / "config.json").read_text())
+    config["data"]["csv"] = str(csv)
+    (changed / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match=r"GOOG.csv no longer gives the prices .* forecast \(fold 8\); restore the"):
+        load_backtest(changed)
