@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -35,6 +36,7 @@ from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
     diebold_mariano,
     directional_accuracy,
+    dropout_forecasts,
     forecast_scaled,
     mase,
     metrics,
@@ -209,6 +211,8 @@ class Backtest:
             test day, for H = 1) of its fold.
         losses: (epochs, folds, seeds), each model's training loss per epoch (scaled units).
         compile_seconds, train_seconds: where the time went (all models together).
+        dropout_forecasts: (folds, seeds, samples, origins, H), each model's Monte Carlo dropout forecasts; None
+            without ``dropout_samples``.
     """
 
     folds: list[Fold]
@@ -217,6 +221,7 @@ class Backtest:
     losses: np.ndarray
     compile_seconds: float
     train_seconds: float
+    dropout_forecasts: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:
@@ -272,9 +277,10 @@ def run_backtest(
     checkpoint_every: int | None = None,
     on_checkpoint: Callable[[TrainState], Any] | None = None,
     progress: bool = False,
+    dropout_samples: int | None = None,
 ) -> Backtest:
     """Trains ``seeds_per_fold`` models for each of ``folds`` (:func:`make_folds`) in one program and forecasts every
-    fold's test days.
+    fold's test days (and, with ``dropout_samples`` N, N more times each with the model's dropout on).
 
     Fold ``k``'s model with seed ``train.seed + s`` is :func:`jaxlstm.train.fit` of
     ``Forecaster(model, rngs=nnx.Rngs(train.seed + s))`` on the fold's training windows with that seed, trained
@@ -317,7 +323,23 @@ def run_backtest(
         [_forecast_prices(folds[m // len(seeds)], member) for m, member in enumerate(ensemble.models)]
     ).reshape(len(folds), len(seeds), *folds[0].actual_paths.shape)
     losses = ensemble.losses.reshape(len(ensemble.losses), len(folds), len(seeds))
-    return Backtest(folds, seeds, forecasts, losses, ensemble.compile_seconds, ensemble.train_seconds)
+    sampled = None
+    if dropout_samples is not None:
+        sampled = np.stack(
+            [
+                _dropout_prices(folds[m // len(seeds)], member, dropout_samples, seed=train.seed + m)
+                for m, member in enumerate(ensemble.models)
+            ]
+        ).reshape(len(folds), len(seeds), dropout_samples, *folds[0].actual_paths.shape)
+    return Backtest(folds, seeds, forecasts, losses, ensemble.compile_seconds, ensemble.train_seconds, sampled)
+
+
+def _dropout_prices(fold: Fold, model: Any, samples: int, seed: int) -> np.ndarray:
+    """(samples, origins, H): ``model``'s Monte Carlo dropout forecasts from each of ``fold``'s origins, in price
+    units, the masks drawn from ``seed``."""
+    dataset = fold.dataset
+    draws = dropout_forecasts(model, dataset.x_test, dataset.horizon, dataset.strategy, samples, jax.random.key(seed))
+    return np.stack([fold.to_prices(draw) for draw in draws])
 
 
 def _forecast_prices(fold: Fold, model: Any) -> np.ndarray:

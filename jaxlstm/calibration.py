@@ -1,19 +1,19 @@
-"""How well a backtest's prediction intervals are calibrated: conformal, ensemble and random-walk bands around its
-walk-forward forecasts, scored per step of the horizon and pooled.
+"""How well a backtest's prediction intervals are calibrated: conformal, ensemble, Monte Carlo dropout and
+random-walk bands around its walk-forward forecasts, scored per step of the horizon and pooled.
 
 Fold ``k``'s conformal bands are calibrated on the errors of the ensemble's forecasts in folds ``0 .. k - 1`` only,
 each step on its own (those forecasts' days all precede fold ``k``'s cutoff, so nothing leaks), each error divided
 by the random walk's spread at its origin (:meth:`~jaxlstm.intervals.Conformal.random_walk_scale`), and the bands
-drawn that many spreads wide. A fold is scored
-once the folds before it give enough errors for a finite interval at the highest level
-(:func:`~jaxlstm.intervals.minimum_calibration`); the ensemble's and the random walk's bands are scored on the very
-same folds, so the three compare forecast for forecast. The random walk's volatility is that of the ``window``
-daily log-returns before each origin (the days the models see, :attr:`~jaxlstm.backtest.Fold.volatility`).
+drawn that many spreads wide. A fold is scored once the folds before it give enough errors for a finite interval
+at the highest level (:func:`~jaxlstm.intervals.minimum_calibration`); the other bands are scored on the very same
+folds, so that all compare forecast for forecast. The random walk's volatility is that of the ``window`` daily
+log-returns before each origin (the days the models see, :attr:`~jaxlstm.backtest.Fold.volatility`).
 
 The conformal bands are drawn around the ensemble's forecast and, as :data:`ONE_MODEL`, around each seed's (as
-``jaxlstm forecast --calibrate-with`` draws them around one trained model). For each way and level: empirical
-coverage against nominal, the interval (Winkler) score, the pinball loss of the
-interval's two quantiles, and the CRPS (from the quantiles at 0.01 .. 0.99), with the PIT of every forecast.
+``jaxlstm forecast --calibrate-with`` draws them around one trained model); the ensemble's are the normal of its
+seeds' mean and spread; :data:`MC_DROPOUT`'s the draws of all of a fold's models with their dropout on. For each way
+and level: empirical coverage against nominal, the interval (Winkler) score, the pinball loss of the interval's two
+quantiles, and the CRPS (from the quantiles at 0.01 .. 0.99), with the PIT of every forecast.
 """
 
 import math
@@ -25,14 +25,16 @@ import pandas as pd
 
 from jaxlstm.backtest import Backtest
 from jaxlstm.evaluate import coverage, interval_score, pinball_loss
-from jaxlstm.intervals import Conformal, LogNormal, Normal, minimum_calibration
+from jaxlstm.intervals import Conformal, Empirical, LogNormal, Normal, minimum_calibration
 
-__all__ = ["METHODS", "ONE_MODEL", "Calibration", "MethodBands", "calibrate", "uncalibrated"]
+__all__ = ["MC_DROPOUT", "METHODS", "ONE_MODEL", "Calibration", "MethodBands", "calibrate", "uncalibrated"]
 
 ONE_MODEL = "conformal (one model)"
 """Split conformal bands around each seed's own forecast, calibrated on the seeds' errors in earlier folds: the
 bands ``jaxlstm forecast --calibrate-with`` draws around a single trained model."""
-METHODS = ("conformal", ONE_MODEL, "ensemble", "random walk")
+MC_DROPOUT = "MC dropout"
+"""The draws of every seed's model of a fold with its dropout on, pooled (a backtest with ``mc_dropout``)."""
+METHODS = ("conformal", ONE_MODEL, "ensemble", MC_DROPOUT, "random walk")
 """The ways of drawing bands, in the order reports show them."""
 
 
@@ -172,7 +174,9 @@ def calibrate(result: Backtest, levels: Sequence[float]) -> Calibration | None:
     quantile_levels = np.array([q for level in levels for q in ((1 - level) / 2, (1 + level) / 2)])
     methods = {}
     for method in METHODS:
-        if method in ("ensemble", ONE_MODEL) and len(result.seeds) < 2:
+        if (method in ("ensemble", ONE_MODEL) and len(result.seeds) < 2) or (
+            method == MC_DROPOUT and result.dropout_forecasts is None
+        ):
             continue
         parts = [(k, *_bands(result, method, k)) for k in scored]
         quantiles = np.concatenate([bands.quantiles(quantile_levels) for _, bands, _ in parts])
@@ -198,7 +202,7 @@ def _tiled(paths: np.ndarray, rows: int) -> np.ndarray:
     return np.tile(paths, (rows // len(paths), 1))
 
 
-def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | LogNormal, np.ndarray]:
+def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | Empirical | LogNormal, np.ndarray]:
     """Fold ``k``'s bands of ``method`` and the actual prices they are for, (n, H): its origins, or for
     :data:`ONE_MODEL` each seed's forecasts from its origins, seed after seed."""
     horizon, actual, persistence = result.horizon, result.actual, result.persistence
@@ -216,4 +220,6 @@ def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | 
         )
     if method == "ensemble":
         return Normal.of_members(result.member_forecasts[k], axis=0), actual[k]
+    if method == MC_DROPOUT:
+        return Empirical(result.dropout_forecasts[k].reshape(-1, *actual.shape[1:])), actual[k]
     return LogNormal(persistence[k], volatility[k, :, None] * np.sqrt(np.arange(1, horizon + 1))), actual[k]

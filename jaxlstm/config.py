@@ -55,7 +55,8 @@ TUTORIAL_ROWS = 230
 """Rows of the bundled CSV used by default: its last 230, the length of the tutorial's window."""
 CONFIG_VERSION = 3
 """Version of the ``config.json`` schema; 1 is the unversioned format of runs written before it, 2 lacks the
-horizon (``data.horizon``, ``data.strategy``, ``model.outputs``) and ``backtest.levels``."""
+horizon (``data.horizon``, ``data.strategy``, ``model.outputs``) and the bands (``backtest.levels``,
+``backtest.mc_dropout``)."""
 
 Architecture = Literal["vanilla", "stacked", "bidirectional", "conv"]
 ARCHITECTURES: tuple[str, ...] = ("vanilla", "stacked", "bidirectional", "conv")
@@ -525,6 +526,8 @@ class BacktestConfig(_Section):
         first_cutoff: the first test day of the first fold, ``YYYY-MM-DD`` (None: step back from the end).
         seeds: S, the models per fold, seeded ``seed``, ``seed + 1``, ... (``TrainConfig.seed``); the fold's
             forecast is their mean.
+        mc_dropout: with a number N, each model also forecasts N times with its dropout on (Monte Carlo dropout),
+            the draws of a fold's models making a fourth kind of band; None: not.
         levels: the coverages of the prediction intervals whose calibration the backtest measures
             (:mod:`jaxlstm.calibration`).
         target_transform: ``level``, the tutorial's: the models see and predict prices; ``diff`` or
@@ -548,6 +551,14 @@ class BacktestConfig(_Section):
         None,
         "what the models learn and predict: prices, or their daily diff or log-return (scored in prices)",
         choices=TARGET_TRANSFORMS,
+    )
+    mc_dropout: int | None = _option(
+        None,
+        "count",
+        "Monte Carlo dropout: forecasts per model with dropout on, for a fourth kind of band (default: none)",
+        example=50,
+        optional=True,
+        parse=int,
     )
     levels: tuple[float, ...] = _option(
         (0.8, 0.95),
@@ -653,7 +664,7 @@ def _upgrade_version_2(content: dict[str, Any]) -> dict[str, Any]:
     added_in_3 = (
         ("data", {"horizon": 1, "strategy": "direct"}),
         ("model", {"outputs": 1}),
-        ("backtest", {"levels": [0.8, 0.95]}),
+        ("backtest", {"levels": [0.8, 0.95], "mc_dropout": None}),
     )
     for key, added in added_in_3:
         if isinstance(content.get(key), dict):

@@ -35,6 +35,7 @@ __all__ = [
     "crps_normal",
     "diebold_mariano",
     "directional_accuracy",
+    "dropout_forecasts",
     "evaluate",
     "forecast_scaled",
     "interval_score",
@@ -91,16 +92,34 @@ def _forward(model: nnx.Module, x: jax.Array) -> jax.Array:
     return model(x)
 
 
-@partial(jax.jit, static_argnums=(0, 3))
-def _fed_back(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array, horizon: int) -> jax.Array:
-    model = nnx.merge(graphdef, state)
+def _fed_back(model: nnx.Module, x: jax.Array, horizon: int, keys: jax.Array | None = None) -> jax.Array:
+    """(n, horizon): a one-day model fed its own forecasts, with dropout keyed ``keys`` (horizon,) when given."""
 
-    def next_day(window: jax.Array, _: None) -> tuple[jax.Array, jax.Array]:
-        forecast = model(window)
+    def next_day(window: jax.Array, key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        forecast = model(window, dropout_key=key)
         return jnp.concatenate([window[:, 1:], forecast[:, None, None]], axis=1), forecast
 
-    _, forecasts = jax.lax.scan(next_day, x, None, length=horizon)
+    _, forecasts = jax.lax.scan(next_day, x, keys, length=horizon)
     return forecasts.T
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _recursive(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array, horizon: int) -> jax.Array:
+    return _fed_back(nnx.merge(graphdef, state), x, horizon)
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4))
+def _dropout_samples(
+    graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array, horizon: int, strategy: Strategy, keys: jax.Array
+) -> jax.Array:
+    model = nnx.merge(graphdef, state)
+
+    def sample(key: jax.Array) -> jax.Array:
+        if strategy == "recursive":
+            return _fed_back(model, x, horizon, jax.random.split(key, horizon))
+        return model(x, dropout_key=key).reshape(len(x), horizon)
+
+    return jax.vmap(sample)(keys)
 
 
 def predict_scaled(model: nnx.Module, x: np.ndarray) -> np.ndarray:
@@ -119,7 +138,17 @@ def forecast_scaled(model: nnx.Module, x: np.ndarray, horizon: int = 1, strategy
     if strategy == "direct":
         return predict_scaled(model, x).reshape(len(x), horizon)
     graphdef, state = nnx.split(model)
-    return np.asarray(_fed_back(graphdef, state, jnp.asarray(x), horizon))
+    return np.asarray(_recursive(graphdef, state, jnp.asarray(x), horizon))
+
+
+def dropout_forecasts(
+    model: nnx.Module, x: np.ndarray, horizon: int, strategy: Strategy, samples: int, key: jax.Array
+) -> np.ndarray:
+    """Monte Carlo dropout (Gal & Ghahramani, 2016): :func:`forecast_scaled` ``samples`` times with the model's
+    dropout on, each draw its own masks (a recursive model draws new masks every day); (samples, n, horizon)."""
+    graphdef, state = nnx.split(model)
+    keys = jax.random.split(key, samples)
+    return np.asarray(_dropout_samples(graphdef, state, jnp.asarray(x), horizon, strategy, keys))
 
 
 def predict_prices(model: nnx.Module, x: np.ndarray, target_scaler: MinMaxScaler) -> np.ndarray:

@@ -14,6 +14,7 @@ Its bands (:mod:`jaxlstm.intervals`), at the levels the backtest measured:
   ensemble's errors for a refit; each of its seeds' errors for a single model), each in units of the random walk's
   spread at its origin, and drawn that many of today's spreads wide;
 - ``ensemble``: the spread of the refit's seeds (refit only);
+- ``MC dropout``: the refit's seeds forecasting with their dropout on (refit of a backtest with ``--mc-dropout``);
 - ``random walk``: from the volatility of the last ``window`` daily log-returns, widening with the square root of
   the days ahead.
 
@@ -26,17 +27,18 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 
-from jaxlstm.calibration import ONE_MODEL
+from jaxlstm.calibration import MC_DROPOUT, ONE_MODEL
 from jaxlstm.config import RunConfig
 from jaxlstm.data import from_changes, numeric_columns, prepare_latest, to_changes
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError, RunError
-from jaxlstm.evaluate import forecast_scaled
+from jaxlstm.evaluate import dropout_forecasts, forecast_scaled
 from jaxlstm.fileio import write_atomic
-from jaxlstm.intervals import Conformal, LogNormal, Normal, minimum_calibration, recent_volatility
+from jaxlstm.intervals import Conformal, Empirical, LogNormal, Normal, minimum_calibration, recent_volatility
 from jaxlstm.plots import plot_fan
 from jaxlstm.runs import Run, read_backtest
 
@@ -146,8 +148,10 @@ def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *,
             f"{100 * max(chosen):g}% need {need}; backtest with more --folds or --test-days"
         )
     measured_as = {"conformal": ONE_MODEL if one_model else "conformal", "ensemble": "ensemble"}
-    if one_model:  # a single model has no seeds to spread
+    if one_model:  # a single model has no seeds to spread, and the backtest's dropout draws were its seeds'
         del measured_as["ensemble"]
+    else:
+        measured_as[MC_DROPOUT] = MC_DROPOUT
     measured_as["random walk"] = "random walk"
     pooled = summary["calibration"].get("pooled", {})
     coverage = {
@@ -165,9 +169,10 @@ def _bands(
     volatility: float,
     levels: tuple[float, ...],
     errors: np.ndarray | None,
+    dropout_draws: np.ndarray | None = None,
 ) -> dict[str, dict[float, np.ndarray]]:
-    """method -> level -> (2, H): conformal (with calibration ``errors``), ensemble (with several members), random
-    walk."""
+    """method -> level -> (2, H): conformal (with calibration ``errors``), ensemble (with several members), MC
+    dropout (with ``dropout_draws`` (m, H)), random walk."""
     days = len(forecast)
     methods: dict[str, object] = {}
     if errors is not None:
@@ -175,6 +180,8 @@ def _bands(
         methods["conformal"] = Conformal(forecast[None], scale, errors)
     if len(members) > 1:
         methods["ensemble"] = Normal.of_members(members)
+    if dropout_draws is not None:
+        methods[MC_DROPOUT] = Empirical(dropout_draws)
     methods["random walk"] = LogNormal(np.full(days, last_price), volatility * np.sqrt(np.arange(1, days + 1)))
     return {
         method: {level: np.asarray(bands.interval(level)).reshape(2, days) for level in levels}
@@ -274,20 +281,33 @@ def forecast_refit(
     train = dataclasses.replace(config.train, devices=None)
     ensemble = fit_ensemble(config.model, latest.x_train, latest.y_train, train, seeds, progress=progress)
     prices = numeric_columns(frame, [data.target])[:, 0]
+
+    def to_prices(scaled: np.ndarray) -> np.ndarray:  # (1, H) scaled from the last window -> (days,) prices
+        return from_changes(folds.target_transform, prices[-1:], latest.to_prices(scaled))[0, :days]
+
     members = np.stack(
         [
-            from_changes(
-                folds.target_transform,
-                prices[-1:],
-                latest.to_prices(forecast_scaled(member, latest.last_window, data.horizon, data.strategy)),
-            )[0, :days]
-            for member in ensemble.models
+            to_prices(forecast_scaled(model, latest.last_window, data.horizon, data.strategy))
+            for model in ensemble.models
         ]
     )
+    draws = None
+    if folds.mc_dropout is not None:
+        draws = np.concatenate(
+            [
+                [
+                    to_prices(draw)
+                    for draw in dropout_forecasts(
+                        model, latest.last_window, data.horizon, data.strategy, folds.mc_dropout, jax.random.key(seed)
+                    )
+                ]
+                for model, seed in zip(ensemble.models, seeds, strict=True)
+            ]
+        )
     forecast = members.mean(axis=0)
     dates, early = trading_days(frame.index[-1], days, calendar)
     volatility = recent_volatility(prices, data.window)
-    bands = _bands(forecast, members, prices[-1], volatility, levels, errors)
+    bands = _bands(forecast, members, prices[-1], volatility, levels, errors, draws)
     source = f"{config.model.arch} LSTM, {len(seeds)} seeds"
     return Forecast(dates, early, forecast, members, bands, coverage, pd.Series(prices, frame.index), source)
 

@@ -1,4 +1,4 @@
-"""Prediction intervals for price forecasts, three ways, and the scores that say how well they are calibrated.
+"""Prediction intervals for price forecasts, four ways, and the scores that say how well they are calibrated.
 
 Each way is a predictive distribution per forecast, given by its quantile function (``quantiles``) and its CDF
 (``cdf``, whose value at the actual price is the PIT); a central interval at level ``c`` runs from its
@@ -12,6 +12,8 @@ Each way is a predictive distribution per forecast, given by its quantile functi
   ``p``, the recent daily volatility ``s_d``): normalized so, the errors of a stock at 100 in a calm year calibrate
   a forecast of it at 2,000 in a turbulent one (Papadopoulos et al.'s normalized nonconformity scores).
 - :class:`Normal`: the spread of an ensemble of seeds, ``N(mean, std)`` of its members' forecasts.
+- :class:`Empirical`: the draws of Monte Carlo dropout (Gal & Ghahramani, 2016), the models forecasting with their
+  dropout on.
 - :class:`LogNormal`: the random walk's, the honest comparator: the last price ``p`` with daily log-returns of
   standard deviation ``s`` (recent volatility) gives ``p exp(s sqrt(h) z)`` h days ahead.
 
@@ -30,6 +32,7 @@ from scipy import stats
 __all__ = [
     "CRPS_LEVELS",
     "Conformal",
+    "Empirical",
     "LogNormal",
     "Normal",
     "conformal_radius",
@@ -164,6 +167,20 @@ class Conformal(_Bands):
     def horizon(self) -> int:
         """H, the steps it has calibration errors for."""
         return self.errors.shape[-1]
+
+
+@dataclass(frozen=True)
+class Empirical(_Bands):
+    """The empirical distribution of ``samples`` (m, *forecasts) per forecast, e.g. Monte Carlo dropout draws:
+    quantiles by inverting the empirical CDF, the CDF the share of draws at or below."""
+
+    samples: np.ndarray
+
+    def quantiles(self, levels: np.ndarray) -> np.ndarray:
+        return np.moveaxis(np.quantile(self.samples, levels, axis=0, method="inverted_cdf"), 0, -1)
+
+    def cdf(self, actual: np.ndarray) -> np.ndarray:
+        return np.mean(self.samples <= np.asarray(actual, np.float64), axis=0)
 
 
 def recent_volatility(prices: np.ndarray, days: int) -> float:

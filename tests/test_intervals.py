@@ -6,21 +6,26 @@ import json
 import math
 import shutil
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 import scoringrules
+from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from jaxlstm.backtest import make_folds, run_backtest
 from jaxlstm.calibration import calibrate
 from jaxlstm.commands import main
-from jaxlstm.config import BacktestConfig
+from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.errors import ConfigError, RunError
+from jaxlstm.evaluate import dropout_forecasts, forecast_scaled
 from jaxlstm.intervals import (
     CRPS_LEVELS,
     Conformal,
+    Empirical,
     LogNormal,
     Normal,
     conformal_radius,
@@ -28,6 +33,7 @@ from jaxlstm.intervals import (
     minimum_calibration,
     recent_volatility,
 )
+from jaxlstm.models import Forecaster
 from jaxlstm.runs import load_backtest
 from tests.conftest import BUNDLED
 
@@ -251,3 +257,63 @@ def test_a_reloaded_backtest_calibrates_as_it_did(calibrated_run, tmp_path) -> N
     (changed / "config.json").write_text(json.dumps(config))
     with pytest.raises(RunError, match=r"GOOG.csv no longer gives the prices .* forecast \(fold 8\); restore the"):
         load_backtest(changed)
+
+
+def test_empirical_bands_rank_their_draws() -> None:
+    """Quantile q is the ceil(m q)-th smallest of m draws; the CDF is SciPy's weak percentile of the actual value."""
+    rng = np.random.default_rng(5)
+    draws = rng.normal(100, 5, (40, 3))
+    bands = Empirical(draws)
+    levels = np.array([0.1, 0.5, 0.975])
+    expected = np.sort(draws, axis=0)[np.ceil(40 * levels).astype(int) - 1].T
+    np.testing.assert_allclose(bands.quantiles(levels), expected)
+    actual = np.array([95.0, 100.0, 108.0])
+    weak = [stats.percentileofscore(draws[:, j], actual[j], kind="weak") / 100 for j in range(3)]
+    np.testing.assert_allclose(bands.cdf(actual), weak)
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_dropout_draws_are_the_model_run_with_each_drawn_key(strategy: str) -> None:
+    """Draw i is the model called with the i-th key of the split (a recursive model: the h-th key of that key's split
+    for day h, fed back by hand); without dropout every draw is the plain forecast."""
+    rng = np.random.default_rng(6)
+    x = rng.random((4, 12, 1), dtype=np.float32)
+    outputs = 3 if strategy == "direct" else 1
+    model = Forecaster(preset("stacked", layers=2, units=5, outputs=outputs), rngs=nnx.Rngs(0))
+    key = jax.random.key(7)
+    draws = dropout_forecasts(model, x, 3, strategy, 5, key)
+    assert draws.shape == (5, 4, 3) and not np.allclose(draws[0], draws[1])
+    for i, draw_key in enumerate(jax.random.split(key, 5)):
+        if strategy == "direct":
+            expected = np.asarray(model(x, dropout_key=draw_key))
+        else:
+            window, days = x, []
+            for day_key in jax.random.split(draw_key, 3):
+                forecast = np.asarray(model(window, dropout_key=day_key))
+                days.append(forecast)
+                window = np.concatenate([window[:, 1:], forecast[:, None, None]], axis=1)
+            expected = np.stack(days, axis=1)
+        np.testing.assert_allclose(draws[i], expected, rtol=1e-5, atol=1e-6)
+    still = Forecaster(preset("stacked", layers=2, units=5, outputs=outputs, dropout=0.0), rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(
+        dropout_forecasts(still, x, 3, strategy, 2, key)[1], forecast_scaled(still, x, 3, strategy), rtol=1e-6
+    )
+
+
+def test_mc_dropout_bands_are_the_quantiles_of_a_folds_draws() -> None:
+    """A backtest with dropout draws: fold k's MC dropout bounds are the empirical quantiles of its seeds' draws,
+    pooled (NumPy's, on the Backtest's own draws)."""
+    frame = pd.read_csv(BUNDLED / "GOOG.csv", index_col="Date", parse_dates=True).iloc[-200:]
+    frame.attrs["source"] = "GOOG.csv"
+    data = DataConfig(window=10, horizon=2)
+    folds = make_folds(frame, data, BacktestConfig(folds=6, test_days=6, train_days=40))
+    result = run_backtest(folds, preset("vanilla", units=4, outputs=2), TrainConfig(epochs=1), 2, dropout_samples=10)
+    assert result.dropout_forecasts.shape == (6, 2, 10, 5, 2)
+    calibration = calibrate(result, (0.8,))
+    bands = calibration.methods["MC dropout"]
+    k = calibration.folds[0]
+    pooled = result.dropout_forecasts[k].reshape(20, 5, 2)
+    lower = np.sort(pooled, axis=0)[math.ceil(20 * 0.1) - 1]
+    upper = np.sort(pooled, axis=0)[math.ceil(20 * 0.9) - 1]
+    np.testing.assert_allclose(bands.bounds[0, 0, :5], lower)
+    np.testing.assert_allclose(bands.bounds[0, 1, :5], upper)

@@ -458,6 +458,11 @@ CATALOGUE = [
         lambda tmp, run: backtest(tmp, "--levels", "0.8,1.5"),
         "--levels 0.8,1.5: each level must lie strictly between 0 and 1, e.g. --levels 0.8,0.95",
     ),
+    Case(
+        "backtest-mc-dropout-without-dropout",
+        lambda tmp, run: backtest(tmp, "--mc-dropout", "20", "--dropout", "0"),
+        "--mc-dropout draws the models' dropout masks, but --dropout is 0; pass --dropout 0.2",
+    ),
     # --- horizons ------------------------------------------------------------------------------------------
     Case(
         "horizon-longer-than-test-rows",

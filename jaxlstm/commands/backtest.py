@@ -90,6 +90,8 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     if data.csv is None:
         data = dataclasses.replace(data, csv=BUNDLED_CSV)  # every bundled row, not the tutorial's last 230
     model = model_from_options(args, data)
+    if backtest.mc_dropout is not None and model.dropout == 0:
+        raise ConfigError("--mc-dropout draws the models' dropout masks, but --dropout is 0; pass --dropout 0.2")
     train = TrainConfig(**config_values(args, TrainConfig))
     start_jax()
     from jaxlstm.backtest import folds_digest, make_folds
@@ -159,6 +161,7 @@ def run(args: argparse.Namespace) -> None:
                 checkpoint_every=args.checkpoint_every,
                 on_checkpoint=writer,
                 progress=not args.quiet,
+                dropout_samples=config.backtest.mc_dropout,
             )
         summary = summarize(result)
         calibration = calibrate(result, config.backtest.levels)
