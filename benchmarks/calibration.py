@@ -25,14 +25,15 @@ from jaxlstm.runs import load_backtest
 SHARED = ROOT.parent / "shared" / "data"
 SETTINGS = ["--arch", "vanilla", "--target-transform", "log-return", "--folds", "12", "--test-days", "40"]
 SETTINGS += ["--seeds", "3", "--quiet"]
-METHODS = ("conformal", "conformal (one model)", "ensemble", "random walk")
+METHODS = ("conformal", "conformal (one model)", "ensemble", "MC dropout", "random walk")
+WINDOWS = {"every earlier error": None, "the last 100 errors": 100}
 LEVELS = (0.8, 0.95)
 
 
-def backtest(ticker: str, horizon: int, runs: Path) -> Path:
+def backtest(ticker: str, horizon: int, runs: Path, extra: list[str]) -> Path:
     out = runs / f"{ticker}-h{horizon}"
     if not (out / "config.json").exists():
-        argv = ["backtest", "--csv", str(SHARED / f"{ticker}.csv"), *SETTINGS, "--horizon", str(horizon)]
+        argv = ["backtest", "--csv", str(SHARED / f"{ticker}.csv"), *SETTINGS, *extra, "--horizon", str(horizon)]
         assert main([*argv, "--out", str(out), "--overwrite"]) == 0
     return out
 
@@ -42,12 +43,13 @@ def covered(rows: pd.DataFrame) -> tuple[int, int]:
     return int(inside.sum()), len(rows)
 
 
-def summarize(runs: dict[tuple[str, int], Path]) -> dict:
+def summarize(runs: dict[tuple[str, int], Path], window: int | None) -> dict:
     """Coverage counts pooled over the tickers, and each ticker's scores against the random walk's, from the runs'
-    forecasts calibrated again with this jaxlstm (load_backtest: no training)."""
+    forecasts calibrated again with this jaxlstm (load_backtest: no training), the conformal bands on the last
+    ``window`` errors of each step (None: all)."""
     coverage, scores = {}, {}
     for (ticker, horizon), out in runs.items():
-        calibration = calibrate(load_backtest(out), LEVELS)
+        calibration = calibrate(load_backtest(out), LEVELS, window)
         intervals = calibration.table()
         for (method, level), rows in intervals.groupby(["method", "level"]):
             for which, part in (
@@ -97,12 +99,13 @@ def tables(summary: dict, horizons: list[int], tickers: list[str]) -> str:
                     " / ".join(f"{100 * rate['rate']:.1f}%" for rate in rates) + f" (n = {rates[0]['forecasts']})"
                 )
             lines.append(f"| {method} | {100 * level:g}% | " + " | ".join(cells) + " |")
-    lines += ["", "| ticker | horizon | " + " | ".join(f"{m}: IS 80% / IS 95% / CRPS" for m in METHODS[:3]) + " |"]
-    lines.append("|---|---:|" + "---|" * 3)
+    shown = [m for m in METHODS if m != "random walk" and any(k.endswith(f"|{m}") for k in summary["scores"])]
+    lines += ["", "| ticker | horizon | " + " | ".join(f"{m}: IS 80% / IS 95% / CRPS" for m in shown) + " |"]
+    lines.append("|---|---:|" + "---|" * len(shown))
     for ticker in tickers:
         for h in horizons:
             cells = []
-            for method in METHODS[:3]:
+            for method in shown:
                 score = summary["scores"].get(f"{ticker}|{h}|{method}")
                 if score is None:
                     cells.append("n/a")
@@ -113,15 +116,18 @@ def tables(summary: dict, horizons: list[int], tickers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: dict, horizons: list[int], path: Path) -> None:
+def plot(by_window: dict[str, dict], horizons: list[int], path: Path) -> None:
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, level in zip(axes, (0.8, 0.95), strict=True):
-        for i, method in enumerate(METHODS):
-            rates = [summary["coverage"].get(f"{method}|{level}|{h}|all") for h in horizons]
-            if None in rates:
-                continue
-            ax.plot(range(len(horizons)), [r["rate"] for r in rates], marker="o", color=f"C{i}", label=method)
+        for (name, summary), style in zip(by_window.items(), ("-", "--"), strict=True):
+            for i, method in enumerate(METHODS):
+                rates = [summary["coverage"].get(f"{method}|{level}|{h}|all") for h in horizons]
+                if None in rates or (style == "--" and "conformal" not in method):
+                    continue
+                label = f"{method} ({name})" if "conformal" in method else method
+                x = range(len(horizons))
+                ax.plot(x, [r["rate"] for r in rates], marker="o", linestyle=style, color=f"C{i}", label=label)
         ax.axhline(level, color="black", linestyle=":", label="nominal")
         ax.axhspan(level - 0.03, min(level + 0.03, 1), color="grey", alpha=0.15, label="within 3 points")
         ax.set(
@@ -140,14 +146,19 @@ def run() -> None:
     parser.add_argument("--tickers", default="GOOG,AAPL,MSFT,AMZN,TSLA")
     parser.add_argument("--horizons", default="1,5,20")
     parser.add_argument("--runs", type=Path, default=Path("runs/calibration"))
+    parser.add_argument("--mc-dropout", type=int, help="Monte Carlo dropout draws per model (new runs only)")
     args = parser.parse_args()
     tickers, horizons = args.tickers.split(","), [int(h) for h in args.horizons.split(",")]
-    runs = {(t, h): backtest(t, h, args.runs) for t in tickers for h in horizons}
-    summary = {"environment": environment(), "settings": SETTINGS, "tickers": tickers, **summarize(runs)}
+    extra = [] if args.mc_dropout is None else ["--mc-dropout", str(args.mc_dropout)]
+    runs = {(t, h): backtest(t, h, args.runs, extra) for t in tickers for h in horizons}
+    by_window = {name: summarize(runs, window) for name, window in WINDOWS.items()}
+    summary = {"environment": environment(), "settings": SETTINGS, "tickers": tickers, "calibration": by_window}
     folder = write_results("calibration", summary)
-    plot(summary, horizons, folder / "calibration.png")
-    print(tables(summary, horizons, tickers))
-    assert all(math.isfinite(s["crps_vs_random_walk"]) for s in summary["scores"].values())
+    plot(by_window, horizons, folder / "calibration.png")
+    for name, result in by_window.items():
+        print(f"\n### conformal bands calibrated on {name}\n")
+        print(tables(result, horizons, tickers))
+        assert all(math.isfinite(s["crps_vs_random_walk"]) for s in result["scores"].values())
 
 
 if __name__ == "__main__":

@@ -143,6 +143,11 @@ def _first_scored_fold(result: Backtest, levels: Sequence[float]) -> int | None:
     return first if first < len(result.folds) else None
 
 
+def _last(errors: np.ndarray, window: int | None) -> np.ndarray:
+    """The last ``window`` rows of ``errors`` (n, H) in time order, or all of them."""
+    return errors if window is None else errors[-window:]
+
+
 def _volatility_known(result: Backtest) -> bool:
     return all(np.isfinite(fold.volatility).all() for fold in result.folds)
 
@@ -163,10 +168,12 @@ def uncalibrated(result: Backtest, levels: Sequence[float]) -> str:
     )
 
 
-def calibrate(result: Backtest, levels: Sequence[float]) -> Calibration | None:
+def calibrate(result: Backtest, levels: Sequence[float], window: int | None = None) -> Calibration | None:
     """The bands of ``result``'s scored folds at ``levels``, every method of :data:`METHODS` (see the module
     docstring; the ensemble's and the one-model conformal's need two seeds or more); None when too few folds
-    precede the last to calibrate its conformal bands."""
+    precede the last to calibrate its conformal bands. With a ``window`` N, each conformal band is calibrated on the
+    last N errors of its step only (a rolling calibration set: the most recent errors, for errors whose scale
+    drifts), or fewer where fewer came before."""
     first = _first_scored_fold(result, levels)
     if first is None or not _volatility_known(result):
         return None
@@ -178,7 +185,7 @@ def calibrate(result: Backtest, levels: Sequence[float]) -> Calibration | None:
             method == MC_DROPOUT and result.dropout_forecasts is None
         ):
             continue
-        parts = [(k, *_bands(result, method, k)) for k in scored]
+        parts = [(k, *_bands(result, method, k, window)) for k in scored]
         quantiles = np.concatenate([bands.quantiles(quantile_levels) for _, bands, _ in parts])
         actual = np.concatenate([actual for _, _, actual in parts])
         methods[method] = MethodBands(
@@ -202,7 +209,9 @@ def _tiled(paths: np.ndarray, rows: int) -> np.ndarray:
     return np.tile(paths, (rows // len(paths), 1))
 
 
-def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | Empirical | LogNormal, np.ndarray]:
+def _bands(
+    result: Backtest, method: str, k: int, window: int | None = None
+) -> tuple[Conformal | Normal | Empirical | LogNormal, np.ndarray]:
     """Fold ``k``'s bands of ``method`` and the actual prices they are for, (n, H): its origins, or for
     :data:`ONE_MODEL` each seed's forecasts from its origins, seed after seed."""
     horizon, actual, persistence = result.horizon, result.actual, result.persistence
@@ -210,14 +219,14 @@ def _bands(result: Backtest, method: str, k: int) -> tuple[Conformal | Normal | 
     scale = Conformal.random_walk_scale(persistence[..., 0], volatility, horizon)  # (folds, origins, H)
     if method == "conformal":
         errors = Conformal.errors_of(actual[:k], result.forecasts[:k], scale[:k])
-        return Conformal(result.forecasts[k], scale[k], errors.reshape(-1, horizon)), actual[k]
+        return Conformal(result.forecasts[k], scale[k], _last(errors.reshape(-1, horizon), window)), actual[k]
     if method == ONE_MODEL:
         seeds = len(result.seeds)
         errors = Conformal.errors_of(actual[:k, None], result.member_forecasts[:k], scale[:k, None])
+        errors = np.moveaxis(errors, 1, 2).reshape(-1, horizon)  # (folds, origins, seeds, H): in time order
         forecasts = result.member_forecasts[k].reshape(-1, horizon)
-        return Conformal(forecasts, np.tile(scale[k], (seeds, 1)), errors.reshape(-1, horizon)), np.tile(
-            actual[k], (seeds, 1)
-        )
+        bands = Conformal(forecasts, np.tile(scale[k], (seeds, 1)), _last(errors, window * seeds if window else None))
+        return bands, np.tile(actual[k], (seeds, 1))
     if method == "ensemble":
         return Normal.of_members(result.member_forecasts[k], axis=0), actual[k]
     if method == MC_DROPOUT:

@@ -56,7 +56,7 @@ TUTORIAL_ROWS = 230
 CONFIG_VERSION = 3
 """Version of the ``config.json`` schema; 1 is the unversioned format of runs written before it, 2 lacks the
 horizon (``data.horizon``, ``data.strategy``, ``model.outputs``) and the bands (``backtest.levels``,
-``backtest.mc_dropout``)."""
+``backtest.mc_dropout``, ``backtest.calibration_window``)."""
 
 Architecture = Literal["vanilla", "stacked", "bidirectional", "conv"]
 ARCHITECTURES: tuple[str, ...] = ("vanilla", "stacked", "bidirectional", "conv")
@@ -528,6 +528,8 @@ class BacktestConfig(_Section):
             forecast is their mean.
         mc_dropout: with a number N, each model also forecasts N times with its dropout on (Monte Carlo dropout),
             the draws of a fold's models making a fourth kind of band; None: not.
+        calibration_window: with a number N, each conformal band is calibrated on the last N errors of its step
+            only (a rolling calibration set); None: on every earlier error.
         levels: the coverages of the prediction intervals whose calibration the backtest measures
             (:mod:`jaxlstm.calibration`).
         target_transform: ``level``, the tutorial's: the models see and predict prices; ``diff`` or
@@ -557,6 +559,14 @@ class BacktestConfig(_Section):
         "count",
         "Monte Carlo dropout: forecasts per model with dropout on, for a fourth kind of band (default: none)",
         example=50,
+        optional=True,
+        parse=int,
+    )
+    calibration_window: int | None = _option(
+        None,
+        "count",
+        "conformal bands: calibrate on the last N errors of each step only (default: every earlier error)",
+        example=100,
         optional=True,
         parse=int,
     )
@@ -664,7 +674,7 @@ def _upgrade_version_2(content: dict[str, Any]) -> dict[str, Any]:
     added_in_3 = (
         ("data", {"horizon": 1, "strategy": "direct"}),
         ("model", {"outputs": 1}),
-        ("backtest", {"levels": [0.8, 0.95], "mc_dropout": None}),
+        ("backtest", {"levels": [0.8, 0.95], "mc_dropout": None, "calibration_window": None}),
     )
     for key, added in added_in_3:
         if isinstance(content.get(key), dict):

@@ -140,7 +140,10 @@ def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *,
     step = rows.get("step", 1)
     scale = rows["persistence"] * rows["volatility"] * np.sqrt(step)  # the random walk's spread at each origin
     errors = Conformal.errors_of(rows["actual"], rows["forecast"], scale).to_numpy()
-    errors = errors.reshape(-1, config.data.horizon)[:, :days]
+    folds, seeds, horizon = config.backtest.folds, config.backtest.seeds if one_model else 1, config.data.horizon
+    errors = errors.reshape(folds, seeds, -1, horizon).swapaxes(1, 2).reshape(-1, horizon)[:, :days]  # time order
+    window = config.backtest.calibration_window
+    errors = errors if window is None else errors[-window * seeds :]
     need = minimum_calibration(max(chosen))
     if len(errors) < need:
         raise RunError(

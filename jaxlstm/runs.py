@@ -34,7 +34,7 @@ from jaxlstm.config import RunConfig
 from jaxlstm.data import Dataset, load_frame, prediction_windows
 from jaxlstm.errors import RunError
 from jaxlstm.evaluate import Evaluation
-from jaxlstm.fileio import RunLock, fsync_directory, write_atomic
+from jaxlstm.fileio import RunLock, atomic_path, fsync_directory, write_atomic
 from jaxlstm.models import Forecaster, count_parameters
 from jaxlstm.plots import plot_backtest, plot_coverage, plot_fold_skill, plot_loss, plot_pit, plot_predictions
 from jaxlstm.train import History
@@ -45,6 +45,7 @@ __all__ = [
     "CALIBRATION_FILES",
     "CHECKPOINTS_DIR",
     "CONFIG_FILE",
+    "DROPOUT_FILE",
     "FORECAST_DIR",
     "PARAMS_FILE",
     "RUN_FILES",
@@ -85,8 +86,10 @@ RUN_FILES = (
 """The files of a complete trained run, in the order they land; ``config.json`` comes last."""
 BACKTEST_FILES = ("metrics.json", "predictions.csv", "report.md", "backtest.png", "skill.png", CONFIG_FILE)
 """The files of a complete backtest run (``jaxlstm backtest``), ``config.json`` last."""
-CALIBRATION_FILES = ("intervals.csv", "pit.png", "coverage.png")
-"""The files a backtest adds when it could calibrate its prediction intervals (:mod:`jaxlstm.calibration`)."""
+DROPOUT_FILE = "dropout-forecasts.npy"
+"""A backtest's Monte Carlo dropout draws (``--mc-dropout``), (folds, seeds, samples, origins, H) float64."""
+CALIBRATION_FILES = ("intervals.csv", "pit.png", "coverage.png", DROPOUT_FILE)
+"""The files a backtest adds for its prediction intervals (:mod:`jaxlstm.calibration`), when it has them."""
 FORECAST_DIR = "forecast"
 """Where ``jaxlstm forecast`` writes by default, inside the run it forecasts with."""
 
@@ -406,6 +409,9 @@ def save_backtest(
         _write_json(out / "metrics.json", summary)
         write_atomic(out / "predictions.csv", result.table().to_csv(index=False).encode())
         write_atomic(out / "report.md", _report(config, summary).encode())
+        if result.dropout_forecasts is not None:
+            with atomic_path(out / DROPOUT_FILE) as path, open(path, "wb") as file:
+                np.save(file, result.dropout_forecasts)
         if calibration is not None:
             _save_calibration(out, config, calibration, summary["calibration"])
         dates = [pd.DatetimeIndex(fold.date_paths[:, -1]) for fold in result.folds]
@@ -519,8 +525,9 @@ def read_backtest(directory: Path) -> tuple[RunConfig, pd.DataFrame, dict]:
 
 
 def load_backtest(directory: Path) -> Backtest:
-    """A finished backtest run again, without training: its folds rebuilt from its CSV (:func:`make_folds`) and every
-    seed's forecasts read from its ``predictions.csv`` (no losses: they are not kept). For instance to calibrate its
+    """A finished backtest run again, without training: its folds rebuilt from its CSV (:func:`make_folds`), every
+    seed's forecasts read from its ``predictions.csv`` and its dropout draws from :data:`DROPOUT_FILE` (no losses:
+    they are not kept). For instance to calibrate its
     forecasts at other levels (:func:`jaxlstm.calibration.calibrate`). RunError when the CSV no longer gives the
     prices the backtest forecast."""
     config, table, summary = read_backtest(directory)
@@ -538,7 +545,12 @@ def load_backtest(directory: Path) -> Backtest:
                 )
             forecasts[k, s] = rows["forecast"].to_numpy().reshape(shape)
     losses = np.empty((0, len(folds), len(seeds)))
-    return Backtest(folds, seeds, forecasts, losses, summary["compile_seconds"], summary["train_seconds"])
+    draws = (
+        _read(directory, DROPOUT_FILE, lambda content: np.load(io.BytesIO(content)))
+        if config.backtest.mc_dropout
+        else None
+    )
+    return Backtest(folds, seeds, forecasts, losses, summary["compile_seconds"], summary["train_seconds"], draws)
 
 
 def load_run(directory: Path) -> Run:

@@ -130,11 +130,11 @@ def test_levels_outside_zero_and_one_are_refused(levels: tuple, message: str) ->
 
 @pytest.fixture(scope="module")
 def calibrated_run(tmp_path_factory):
-    """A 3-day direct backtest of 8 folds x 7 test days, 3 seeds: folds 5..8 are scored (19 errors per step are
-    needed for 95%, each fold gives 5)."""
+    """A 3-day direct backtest of 8 folds x 7 test days, 3 seeds, 4 dropout draws each: folds 5..8 are scored (19
+    errors per step are needed for 95%, each fold gives 5)."""
     out = tmp_path_factory.mktemp("backtest") / "run"
     options = ["--arch", "vanilla", "--units", "4", "--epochs", "2", "--window", "10", "--train-days", "40"]
-    folds = ["--folds", "8", "--test-days", "7", "--seeds", "3", "--horizon", "3", "--quiet"]
+    folds = ["--folds", "8", "--test-days", "7", "--seeds", "3", "--horizon", "3", "--mc-dropout", "4", "--quiet"]
     main(["backtest", *options, *folds, "--out", str(out)])
     return out
 
@@ -192,7 +192,7 @@ def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run)
             inside = np.mean((per_step["lower"] <= per_step["actual"]) & (per_step["actual"] <= per_step["upper"]))
             scores = metrics["steps"][step - 1][method]["levels"][f"{100 * level:g}%"]
             assert scores["coverage"] == pytest.approx(inside)
-    assert len(intervals) == (3 + 3) * 2 * 4 * 5 * 3  # (methods + a one-model row per seed) x levels x folds x ...
+    assert len(intervals) == (4 + 3) * 2 * 4 * 5 * 3  # (methods + a one-model row per seed) x levels x folds x ...
     report = (calibrated_run / "report.md").read_text()
     assert "## Prediction intervals" in report and (calibrated_run / "pit.png").exists()
 
@@ -317,3 +317,20 @@ def test_mc_dropout_bands_are_the_quantiles_of_a_folds_draws() -> None:
     upper = np.sort(pooled, axis=0)[math.ceil(20 * 0.9) - 1]
     np.testing.assert_allclose(bands.bounds[0, 0, :5], lower)
     np.testing.assert_allclose(bands.bounds[0, 1, :5], upper)
+
+
+def test_a_calibration_window_keeps_only_the_latest_errors(calibrated_run) -> None:
+    """With a window of 7, fold 6's 80% conformal band uses the 7 latest errors of its step (rank ceil(8 x 0.8) = 7:
+    the largest of them), taken from predictions.csv in date order."""
+    predictions = pd.read_csv(calibrated_run / "predictions.csv")
+    ensemble = predictions[predictions["member"] == "ensemble"].copy()
+    ensemble["spread"] = ensemble["persistence"] * ensemble["volatility"] * np.sqrt(ensemble["step"])
+    ensemble["error"] = np.abs(ensemble["actual"] - ensemble["forecast"]) / ensemble["spread"]
+    calibration = calibrate(load_backtest(calibrated_run), (0.8,), window=7)
+    bands = calibration.methods["conformal"]
+    for step in (1, 2, 3):
+        earlier = ensemble[(ensemble["fold"] < 6) & (ensemble["step"] == step)]
+        radius = earlier.sort_values(["fold", "Date"])["error"].to_numpy()[-7:].max()
+        now = ensemble[(ensemble["fold"] == 6) & (ensemble["step"] == step)]
+        lower = bands.bounds[0, 0][bands.fold == 5, step - 1]  # fold 6 is index 5
+        np.testing.assert_allclose(lower, now["forecast"] - radius * now["spread"])

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> None:
                 dropout_samples=config.backtest.mc_dropout,
             )
         summary = summarize(result)
-        calibration = calibrate(result, config.backtest.levels)
+        calibration = calibrate(result, config.backtest.levels, config.backtest.calibration_window)
         summary["calibration"] = (
             calibration.summary() if calibration else {"skipped": uncalibrated(result, config.backtest.levels)}
         )
