@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 
 forecast: $(VENV)/.installed
 	$(BIN)/jaxlstm backtest --arch vanilla --target-transform log-return --horizon 20 --folds 12 --test-days 40 \
-		--seeds 3 --out runs/forecast-backtest --overwrite --quiet
+		--seeds 3 --calibration-window 100 --mc-dropout 50 --out runs/forecast-backtest --overwrite --quiet
 	$(BIN)/jaxlstm forecast --run runs/forecast-backtest --quiet
 
 test: $(STAMP)

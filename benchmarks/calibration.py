@@ -8,6 +8,7 @@ against the random walk's. Writes ``benchmarks/results/<machine>/calibration.jso
 tables of docs/forecast.md.
 
     .venv/bin/python benchmarks/calibration.py [--tickers GOOG,AAPL] [--horizons 1,5,20] [--runs runs/calibration]
+        [--mc-dropout 50]    # Monte Carlo dropout draws in new runs (written as calibration.json too: rename it)
 """
 
 import argparse
@@ -152,7 +153,12 @@ def run() -> None:
     extra = [] if args.mc_dropout is None else ["--mc-dropout", str(args.mc_dropout)]
     runs = {(t, h): backtest(t, h, args.runs, extra) for t in tickers for h in horizons}
     by_window = {name: summarize(runs, window) for name, window in WINDOWS.items()}
-    summary = {"environment": environment(), "settings": SETTINGS, "tickers": tickers, "calibration": by_window}
+    summary = {
+        "environment": environment(),
+        "settings": [*SETTINGS, *extra],
+        "tickers": tickers,
+        "calibration": by_window,
+    }
     folder = write_results("calibration", summary)
     plot(by_window, horizons, folder / "calibration.png")
     for name, result in by_window.items():

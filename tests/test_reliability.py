@@ -833,6 +833,8 @@ def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, caps
         "first_cutoff": None,
         "seeds": 2,
         "target_transform": "level",
+        "mc_dropout": None,
+        "calibration_window": None,
         "levels": [0.8, 0.95],
     }
 
