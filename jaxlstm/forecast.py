@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlstm.calibration import MC_DROPOUT, ONE_MODEL
-from jaxlstm.config import RunConfig
+from jaxlstm.config import DataConfig, RunConfig, flag
 from jaxlstm.data import from_changes, numeric_columns, prepare_latest, to_changes
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError, RunError
@@ -87,9 +87,10 @@ class Forecast:
         forecast: (H,) the point forecast (the mean of the seeds for a refit).
         members: (S, H) each seed's forecast (a single model: (1, H)).
         bands: method -> level -> (2, H) lower and upper bounds.
-        coverage: method -> level -> the coverage the backtest measured for that band (None: not measured).
+        coverage: method -> level -> the coverage the backtest measured for that band.
         history: the actual prices before the forecast (for the fan chart).
         source: what forecast, for titles and the printout.
+        unmeasured: why no coverage was measured, when none was.
     """
 
     dates: pd.DatetimeIndex
@@ -97,9 +98,10 @@ class Forecast:
     forecast: np.ndarray
     members: np.ndarray
     bands: dict[str, dict[float, np.ndarray]]
-    coverage: dict[str, dict[float, float | None]]
+    coverage: dict[str, dict[float, float]]
     history: pd.Series
     source: str
+    unmeasured: str | None = None
 
     def table(self) -> pd.DataFrame:
         """``forecast.csv``: Date, step, early_close, forecast, then ``<method> <level> lower/upper`` per band."""
@@ -123,7 +125,8 @@ def _check_days(days: int, horizon: int, what: str, fix: str) -> None:
 
 def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *, one_model: bool) -> tuple:
     """The backtest run's config, its walk-forward errors (n, days) per step (its ensemble's, or each seed's for
-    ``one_model``), the levels (its own by default), and the coverage it measured per method and level."""
+    ``one_model``), the levels (its own by default), the coverage it measured per method and level, and why it
+    measured none (or None)."""
     config, table, summary = read_backtest(backtest)
     fix = f"backtest with --horizon {days}"
     _check_days(days, config.data.horizon, f"{backtest} was backtested with --horizon {config.data.horizon}: it", fix)
@@ -162,7 +165,8 @@ def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *,
         for ours, theirs in measured_as.items()
         if theirs in pooled
     }
-    return config, errors, chosen, coverage
+    skipped = summary["calibration"].get("skipped")
+    return config, errors, chosen, coverage, None if skipped is None else f"{backtest} did not measure it: {skipped}"
 
 
 def _bands(
@@ -212,9 +216,9 @@ def forecast_run(
             f"the run (trained with --horizon {data.horizon})",
             f"train with --horizon {days} or --strategy recursive",
         )
-    errors, coverage = None, {}
+    errors, coverage, unmeasured = None, {}, "pass --calibrate-with a backtest run of the same settings"
     if calibrate_with is not None:
-        backtest, errors, levels, coverage = _calibration(calibrate_with, days, levels, one_model=True)
+        backtest, errors, levels, coverage, unmeasured = _calibration(calibrate_with, days, levels, one_model=True)
         _check_same_recipe(run.config, backtest, calibrate_with)
     levels = levels or (0.8, 0.95)
     windows, _ = run.windows(frame)
@@ -227,15 +231,33 @@ def forecast_run(
         early,
         forecast,
         forecast[None],
-        _bands(forecast, forecast[None], prices[-1], recent_volatility(prices, data.window), levels, errors),
+        _bands(forecast, forecast[None], prices[-1], _volatility(prices, data), levels, errors),
         coverage,
         pd.Series(prices, frame.index),
         source,
+        unmeasured,
     )
+
+
+def _volatility(prices: np.ndarray, data: DataConfig) -> float:
+    """The standard deviation of the last ``window`` daily log-returns of the target; DataError when they are not
+    all defined."""
+    volatility = recent_volatility(prices, data.window)
+    if not np.isfinite(volatility):
+        raise DataError(
+            f"{data.target} is not positive on every one of the last {data.window + 1} days, so it has no "
+            f"log-return volatility to draw bands by; forecast a price column"
+        )
+    return volatility
 
 
 def _check_same_recipe(run: RunConfig, backtest: RunConfig, path: Path) -> None:
     """RunError naming the first setting in which the backtest's models differ from the run's."""
+    if run.train is None:
+        raise RunError(
+            f"the run was converted from {run.converted_from['format']}, not trained by jaxlstm, so no backtest "
+            f"measured its errors; forecast without --calibrate-with, or train and backtest it"
+        )
     ignore = {"seed", "devices", "csv", "start", "end", "last_rows", "sha256", "split"}
     if backtest.backtest.target_transform != "level":
         raise RunError(
@@ -252,9 +274,9 @@ def _check_same_recipe(run: RunConfig, backtest: RunConfig, path: Path) -> None:
                 continue
             mine, other = getattr(ours, item.name), getattr(theirs, item.name)
             if mine != other:
-                flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+                name = item.metadata.get("flag", flag(item.name))
                 raise RunError(
-                    f"{path} was backtested with {flag} {_shown(other)}, the run was trained with {_shown(mine)}: "
+                    f"{path} was backtested with {name} {_shown(other)}, the run was trained with {_shown(mine)}: "
                     f"its errors do not calibrate this model; backtest with the run's settings"
                 )
 
@@ -274,45 +296,36 @@ def forecast_refit(
 ) -> Forecast:
     """The backtest run's recipe refit on the rows of ``frame`` up to its end and forecast ``days`` sessions ahead,
     with conformal bands from the backtest's ensemble errors, the seeds' spread and the random walk's."""
-    config, errors, levels, coverage = _calibration(backtest, days, levels, one_model=False)
+    config, errors, levels, coverage, unmeasured = _calibration(backtest, days, levels, one_model=False)
     data, folds = config.data, config.backtest
-    columns = list(dict.fromkeys([*data.features, data.target]))
-    changes = to_changes(frame, columns, folds.target_transform)
-    rows = changes if folds.expanding else changes.iloc[-folds.train_days :]
-    latest = prepare_latest(rows, data)
+    prices = numeric_columns(frame, [data.target])[:, 0]
+    volatility = _volatility(prices, data)
+    dates, early = trading_days(frame.index[-1], days, calendar)
+    changes = to_changes(frame, list(dict.fromkeys([*data.features, data.target])), folds.target_transform)
+    latest = prepare_latest(changes if folds.expanding else changes.iloc[-folds.train_days :], data)
     seeds = [config.train.seed + s for s in range(folds.seeds)]
     train = dataclasses.replace(config.train, devices=None)
-    ensemble = fit_ensemble(config.model, latest.x_train, latest.y_train, train, seeds, progress=progress)
-    prices = numeric_columns(frame, [data.target])[:, 0]
+    models = fit_ensemble(config.model, latest.x_train, latest.y_train, train, seeds, progress=progress).models
 
     def to_prices(scaled: np.ndarray) -> np.ndarray:  # (1, H) scaled from the last window -> (days,) prices
         return from_changes(folds.target_transform, prices[-1:], latest.to_prices(scaled))[0, :days]
 
-    members = np.stack(
-        [
-            to_prices(forecast_scaled(model, latest.last_window, data.horizon, data.strategy))
-            for model in ensemble.models
-        ]
-    )
+    window, horizon, strategy = latest.last_window, data.horizon, data.strategy
+    members = np.stack([to_prices(forecast_scaled(model, window, horizon, strategy)) for model in models])
     draws = None
-    if folds.mc_dropout is not None:
-        draws = np.concatenate(
+    if folds.mc_dropout is not None:  # every seed's draws, pooled: (seeds x draws, days)
+        draws = np.array(
             [
-                [
-                    to_prices(draw)
-                    for draw in dropout_forecasts(
-                        model, latest.last_window, data.horizon, data.strategy, folds.mc_dropout, jax.random.key(seed)
-                    )
-                ]
-                for model, seed in zip(ensemble.models, seeds, strict=True)
+                to_prices(draw)
+                for model, seed in zip(models, seeds, strict=True)
+                for draw in dropout_forecasts(model, window, horizon, strategy, folds.mc_dropout, jax.random.key(seed))
             ]
         )
     forecast = members.mean(axis=0)
-    dates, early = trading_days(frame.index[-1], days, calendar)
-    volatility = recent_volatility(prices, data.window)
     bands = _bands(forecast, members, prices[-1], volatility, levels, errors, draws)
     source = f"{config.model.arch} LSTM, {len(seeds)} seeds"
-    return Forecast(dates, early, forecast, members, bands, coverage, pd.Series(prices, frame.index), source)
+    history = pd.Series(prices, frame.index)
+    return Forecast(dates, early, forecast, members, bands, coverage, history, source, unmeasured)
 
 
 def save_forecast(out: Path, forecast: Forecast, *, title: str, ylabel: str) -> None:

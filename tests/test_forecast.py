@@ -5,6 +5,7 @@ nothing written)."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from jaxlstm.commands import main
 from jaxlstm.config import ModelConfig, TrainConfig
-from jaxlstm.errors import ConfigError, DataError
+from jaxlstm.errors import ConfigError, DataError, RunError
 from jaxlstm.evaluate import predict_scaled
 from jaxlstm.forecast import trading_days
 from jaxlstm.models import Forecaster
@@ -165,3 +166,21 @@ def test_a_backtest_with_too_few_errors_cannot_calibrate_a_forecast(tmp_path, ca
     err = capsys.readouterr().err
     message = f"{short} holds 10 walk-forward errors per step; conformal bands at 95% need 19; backtest with more"
     assert message in err and not (tmp_path / "f").exists()
+
+
+def test_bands_need_a_trained_run_and_a_positive_target() -> None:
+    """A converted run has no training a backtest could repeat; a target with a zero in its last window has no
+    log-return volatility to scale bands by."""
+    from jaxlstm.config import BacktestConfig, DataConfig, RunConfig, preset
+    from jaxlstm.forecast import _check_same_recipe, _volatility
+
+    converted = RunConfig(DataConfig(), preset("vanilla"), None, converted_from={"format": "keras", "path": "m.keras"})
+    backtest = RunConfig(DataConfig(), preset("vanilla"), TrainConfig(), backtest=BacktestConfig())
+    with pytest.raises(RunError, match=r"the run was converted from keras, not trained by jaxlstm, so no backtest"):
+        _check_same_recipe(converted, backtest, Path("runs/bt"))
+    volume = np.r_[np.full(70, 1000.0), 0.0, np.full(5, 1000.0)]
+    with pytest.raises(DataError, match=r"Volume is not positive on every one of the last 61 days, so it has no"):
+        _volatility(volume, DataConfig(target="Volume", features=("Volume",)))
+    assert _volatility(volume[:70] * np.exp(np.arange(70) % 2 * 0.01), DataConfig()) == pytest.approx(
+        np.std(np.diff(np.log(volume[:70] * np.exp(np.arange(70) % 2 * 0.01)))[-60:], ddof=1)
+    )

@@ -57,6 +57,8 @@ DOCUMENTED_ELSEWHERE = {
     "forecast-other-settings",
     "forecast-not-a-backtest",
     "forecast-too-few-errors",
+    "forecast-converted-run",
+    "forecast-target-not-positive",
     "interrupted",
     "cache-unusable",
 }

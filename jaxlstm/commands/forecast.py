@@ -114,5 +114,5 @@ def _printout(result: Any, days: int) -> str:
         measured = ", ".join(f"{100 * level:g}% band covered {100 * value:.1f}%" for level, value in levels.items())
         lines.append(f"{name} bands in the backtest: the {measured} of the actual prices")
     if not result.coverage:
-        lines.append("coverage not measured: pass --calibrate-with a backtest run of the same settings")
+        lines.append(f"coverage not measured: {result.unmeasured}")
     return "\n".join(lines)
