@@ -41,7 +41,15 @@ from flax import nnx
 from jaxlstm.cell import LSTMState, lstm_update
 from jaxlstm.config import Convolution
 from jaxlstm.errors import ConfigError
-from jaxlstm.layers import GLOROT_UNIFORM, ORTHOGONAL, Initializer, LayerTrace, batch_major, unit_forget_bias
+from jaxlstm.layers import (
+    GLOROT_UNIFORM,
+    ORTHOGONAL,
+    Initializer,
+    LayerTrace,
+    batch_major,
+    layer_output,
+    unit_forget_bias,
+)
 from jaxlstm.scan import Record, scan_cell
 
 __all__ = [
@@ -354,10 +362,12 @@ class ConvLSTM(nnx.Module):
         """Every gate and state over x (batch, time, *spatial, channels), each (batch, time, *out_spatial, F)."""
         return LayerTrace(*batch_major(self._loop(x, initial_state, "gates")[1]))
 
-    def __call__(self, x: Array, initial_state: LSTMState | None = None) -> Array:
-        """Outputs (batch, time, *out_spatial, F) with ``return_sequences``, else the final ``h``."""
-        outputs, final_state = self.scan(x, initial_state)
-        return outputs if self.return_sequences else final_state.h
+    def __call__(
+        self, x: Array, initial_state: LSTMState | None = None, *, return_state: bool = False
+    ) -> Array | tuple[Array, LSTMState]:
+        """Outputs (batch, time, *out_spatial, F) with ``return_sequences``, else the final ``h``; with
+        ``return_state``, also the final state."""
+        return layer_output(self, *self.scan(x, initial_state), return_state)
 
 
 class ConvLSTM1D(ConvLSTM):

@@ -40,6 +40,7 @@ __all__ = [
     "Stacked",
     "batch_major",
     "dropout_masks",
+    "layer_output",
     "merge",
     "scan_lstm",
     "unit_forget_bias",
@@ -116,7 +117,7 @@ class RecurrentLayer(Protocol):
     return_sequences: bool
     out_features: int
 
-    def __call__(self, x: Array) -> Array: ...
+    def __call__(self, x: Array, initial_state: Any = None, *, return_state: bool = False) -> Any: ...
 
     def trace(self, x: Array) -> LayerTrace: ...
 
@@ -232,10 +233,19 @@ class LSTM(nnx.Module):
         gates, states = scan_lstm(self.params, x, state, reverse=self.reverse, unroll=self.unroll, record="gates")[0]
         return LayerTrace(gates, states)
 
-    def __call__(self, x: Array, initial_state: LSTMState | Sequence[Array] | None = None) -> Array:
-        """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H)."""
-        outputs, final_state = self.scan(x, initial_state)
-        return outputs if self.return_sequences else final_state.h
+    def __call__(
+        self, x: Array, initial_state: LSTMState | Sequence[Array] | None = None, *, return_state: bool = False
+    ) -> Array | tuple[Array, LSTMState]:
+        """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H); with
+        ``return_state``, also the final :class:`~jaxlstm.cell.LSTMState` (Keras's ``return_state=True``)."""
+        return layer_output(self, *self.scan(x, initial_state), return_state)
+
+
+def layer_output(layer: Any, outputs: Array, final_state: LSTMState, return_state: bool) -> Any:
+    """A recurrent layer's result from its :meth:`~LSTM.scan`: every output or the last ``h`` (as
+    ``layer.return_sequences`` says), and with ``return_state`` the final state too, ``(output, state)``."""
+    output = outputs if layer.return_sequences else final_state.h
+    return (output, final_state) if return_state else output
 
 
 def merge(forward: Array, backward: Array, mode: MergeMode) -> Array:
@@ -251,6 +261,10 @@ def merge(forward: Array, backward: Array, mode: MergeMode) -> Array:
 
 class Bidirectional(nnx.Module):
     """Runs a forward and a backward layer over the same input and merges their outputs.
+
+    Its state is the pair ``(forward, backward)`` of its layers' states; ``initial_state`` takes that pair (each an
+    :class:`~jaxlstm.cell.LSTMState` or ``(h, c)``, None for zeros) or Keras's flat ``[h_fwd, c_fwd, h_bwd, c_bwd]``,
+    and ``return_state=True`` returns ``(output, (forward_state, backward_state))``.
 
     Args:
         forward_layer: a layer with ``reverse=False``.
@@ -273,9 +287,29 @@ class Bidirectional(nnx.Module):
         width = forward_layer.out_features
         self.out_features = 2 * width if merge_mode == "concat" else width
 
-    def __call__(self, x: Array) -> Array:
-        """Merged outputs: (batch, time, out_features) or (batch, out_features)."""
-        return merge(self.forward_layer(x), self.backward_layer(x), self.merge_mode)
+    def __call__(self, x: Array, initial_state: Any = None, *, return_state: bool = False) -> Any:
+        """Merged outputs: (batch, time, out_features) or (batch, out_features); with ``return_state``, also the
+        final ``(forward_state, backward_state)``."""
+        forward_state, backward_state = _direction_states(initial_state)
+        forward, forward_final = self.forward_layer(x, forward_state, return_state=True)
+        backward, backward_final = self.backward_layer(x, backward_state, return_state=True)
+        output = merge(forward, backward, self.merge_mode)
+        return (output, (forward_final, backward_final)) if return_state else output
+
+
+def _direction_states(initial_state: Any) -> tuple[Any, Any]:
+    """A bidirectional layer's initial states, ``(forward, backward)``, from that pair or Keras's flat
+    ``[h_fwd, c_fwd, h_bwd, c_bwd]``."""
+    if initial_state is None:
+        return None, None
+    if len(initial_state) == 4:
+        return tuple(initial_state[:2]), tuple(initial_state[2:])
+    if len(initial_state) == 2 and all(state is None or len(state) == 2 for state in initial_state):
+        return initial_state[0], initial_state[1]
+    raise ValueError(
+        "a Bidirectional initial_state is (forward (h, c), backward (h, c)) or Keras's [h_fwd, c_fwd, h_bwd, c_bwd], "
+        f"got {len(initial_state)} items"
+    )
 
 
 def dropout_masks(key: Array, shapes: Sequence[tuple[int, ...]], rate: float) -> list[Array]:
@@ -309,6 +343,11 @@ class Stacked(nnx.Module):
     ``dropout`` and the others are scaled by ``1 / (1 - dropout)``; the masks of all layers come from one
     :func:`dropout_masks` draw.
 
+    Its state is the list of its layers' states, in order: ``initial_state`` takes one entry per layer (each what that
+    layer takes, None for zeros), and ``return_state=True`` returns ``(output, [state of each layer])``. To carry
+    the state across calls, as Keras's ``stateful=True`` does, pass the states one call returned as the next call's
+    ``initial_state``.
+
     Args:
         layers: the layers, in order; each but the last must return sequences.
         dropout: rate of the dropout applied after every layer, in [0, 1) (0 turns it off).
@@ -326,18 +365,35 @@ class Stacked(nnx.Module):
         self.dropout_rate = dropout
         self.out_features = layers[-1].out_features
 
-    def __call__(self, x: Array, *, dropout_key: Array | None = None) -> Array:
+    def __call__(
+        self,
+        x: Array,
+        initial_state: Sequence[Any] | None = None,
+        *,
+        dropout_key: Array | None = None,
+        return_state: bool = False,
+    ) -> Any:
         """Runs the stack on x (batch, time, features); dropout is applied only when a ``dropout_key`` is given
-        (training). Returns the last layer's output, (batch, time, out_features) or (batch, out_features)."""
-        if dropout_key is None or self.dropout_rate == 0.0:
+        (training). Returns the last layer's output, (batch, time, out_features) or (batch, out_features), and with
+        ``return_state`` the list of every layer's final state."""
+        if initial_state is None:
+            initial_state = [None] * len(self.layers)
+        if len(initial_state) != len(self.layers):
+            raise ValueError(
+                f"a Stacked initial_state holds one state per layer (None for zeros): {len(self.layers)}, "
+                f"got {len(initial_state)}"
+            )
+        masks = [None] * len(self.layers)
+        if dropout_key is not None and self.dropout_rate > 0.0:
+            shapes, output = [], jax.ShapeDtypeStruct(x.shape, x.dtype)
             for layer in self.layers:
-                x = layer(x)
-            return x
-        shapes, output = [], jax.ShapeDtypeStruct(x.shape, x.dtype)
-        for layer in self.layers:
-            output = jax.eval_shape(layer, output)
-            shapes.append(output.shape)
-        masks = dropout_masks(dropout_key, shapes, self.dropout_rate)
-        for layer, keep in zip(self.layers, masks, strict=True):
-            x = jnp.where(keep, layer(x) / (1.0 - self.dropout_rate), 0.0)
-        return x
+                output = jax.eval_shape(layer, output)
+                shapes.append(output.shape)
+            masks = dropout_masks(dropout_key, shapes, self.dropout_rate)
+        states = []
+        for layer, state, keep in zip(self.layers, initial_state, masks, strict=True):
+            x, final_state = layer(x, state, return_state=True)
+            if keep is not None:
+                x = jnp.where(keep, x / (1.0 - self.dropout_rate), 0.0)
+            states.append(final_state)
+        return (x, states) if return_state else x

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jaxlstm.cell import LSTMState
 from jaxlstm.commands import main
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
@@ -415,3 +416,42 @@ def test_use_bias_false_loads_as_a_zero_bias(bidirectional: bool, tmp_path: Path
     x = np.random.default_rng(7).normal(size=(4, 5, 2)).astype(np.float32)
     for source in (model, tmp_path / "no_bias.keras"):
         np.testing.assert_allclose(from_keras(source)(x), np.asarray(model(x))[:, 0], atol=1e-6)
+
+
+def test_states_in_and_out_of_bidirectional_and_stacked_layers_equal_keras() -> None:
+    """Keras's functional API with initial_state and return_state=True: a Bidirectional layer given
+    [h_fwd, c_fwd, h_bwd, c_bwd] returns its output and four states; two stacked LSTMs each given a state return
+    theirs. Ours, with the weights loaded, takes the same states (as pairs, or Keras's flat list) and returns the
+    same; carrying a stack's states from one call to the next equals one call on the whole sequence."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, 7, 2)).astype(np.float32)
+    states = [rng.normal(size=(3, 4)).astype(np.float32) for _ in range(4)]
+    bidirectional = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True, return_state=True))
+    expected = bidirectional(x, initial_state=states)
+    ours = Bidirectional(LSTM(2, 4, rngs=nnx.Rngs(0)), LSTM(2, 4, reverse=True, rngs=nnx.Rngs(1)))
+    load_keras(ours, bidirectional)
+    for initial in (states, ((states[0], states[1]), LSTMState(states[2], states[3]))):
+        output, (forward, backward) = ours(x, initial, return_state=True)
+        got = [output, forward.h, forward.c, backward.h, backward.c]
+        assert max(max_difference(a, b) for a, b in zip(got, expected, strict=True)) < FORWARD_ATOL
+    with pytest.raises(ValueError, match=r"a Bidirectional initial_state is \(forward \(h, c\), backward \(h, c\)\)"):
+        ours(x, states[:3])
+
+    inputs = keras.Input((7, 2))
+    initial = [keras.Input((4,)) for _ in range(4)]
+    first, *first_state = keras.layers.LSTM(4, return_sequences=True, return_state=True)(
+        inputs, initial_state=initial[:2]
+    )
+    second, *second_state = keras.layers.LSTM(4, return_state=True)(first, initial_state=initial[2:])
+    model = keras.Model([inputs, *initial], [second, *first_state, *second_state])
+    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    expected = model([x, *states])
+    stack = Stacked([LSTM(2, 4, rngs=nnx.Rngs(0)), LSTM(4, 4, return_sequences=False, rngs=nnx.Rngs(1))])
+    load_keras(stack, model)
+    output, (first_final, second_final) = stack(x, [states[:2], LSTMState(*states[2:])], return_state=True)
+    got = [output, first_final.h, first_final.c, second_final.h, second_final.c]
+    assert max(max_difference(a, b) for a, b in zip(got, expected, strict=True)) < FORWARD_ATOL
+    carried = stack(x[:, 4:], stack(x[:, :4], return_state=True)[1])  # Keras's stateful=True, by hand
+    assert max_difference(carried, stack(x)) < FORWARD_ATOL
+    with pytest.raises(ValueError, match=r"a Stacked initial_state holds one state per layer \(None for zeros\): 2"):
+        stack(x, [None])
