@@ -75,10 +75,20 @@ class RNNForecaster(nnx.Module):
         units: H per layer.
         layers: RNN layers, each reading the previous one's outputs.
         init: ``keras`` (SimpleRNN's defaults) or ``torch`` (nn.RNN's); see the module docstring.
+        outputs: units of the Dense head, the days forecast at once (as ``ModelConfig.outputs``).
         rngs: source of the ``params`` key.
     """
 
-    def __init__(self, n_features: int, units: int, *, layers: int = 1, init: RNNInit = "keras", rngs: nnx.Rngs):
+    def __init__(
+        self,
+        n_features: int,
+        units: int,
+        *,
+        layers: int = 1,
+        init: RNNInit = "keras",
+        outputs: int = 1,
+        rngs: nnx.Rngs,
+    ):
         if init not in ("keras", "torch"):
             raise ValueError(f"unknown RNN initialisation {init!r}; use 'keras' or 'torch'")
         cells = []
@@ -96,15 +106,18 @@ class RNNForecaster(nnx.Module):
             cells.append(RNNCell(W, U, b))
             in_features = units
         self.cells = nnx.List(cells)
-        self.head = nnx.Linear(units, 1, kernel_init=GLOROT_UNIFORM, rngs=rngs)
+        self.head = nnx.Linear(units, outputs, kernel_init=GLOROT_UNIFORM, rngs=rngs)
+        self.outputs = outputs
 
     def __call__(self, x: Array, *, dropout_key: Array | None = None) -> Array:
-        """Predictions (batch,) for windows x (batch, time, n_features); no dropout (``dropout_key`` is accepted so
-        that :func:`jaxlstm.train.fit` trains it like a :class:`~jaxlstm.models.Forecaster`)."""
+        """Predictions (batch,), or (batch, outputs) for several, for windows x (batch, time, n_features); no
+        dropout (``dropout_key`` is accepted so that :func:`jaxlstm.train.fit` trains it like a
+        :class:`~jaxlstm.models.Forecaster`)."""
         del dropout_key
         for cell in self.cells:
             x, final = scan_rnn(cell.params, x)
-        return self.head(final)[..., 0]
+        forecasts = self.head(final)
+        return forecasts[..., 0] if self.outputs == 1 else forecasts
 
 
 class RNNCell(nnx.Module):

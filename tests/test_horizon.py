@@ -193,3 +193,16 @@ def test_predict_writes_every_day_a_direct_model_forecasts(tmp_path) -> None:
     for step in (1, 2, 3):
         rows = trained[trained["step"] == step]
         np.testing.assert_allclose(predicted.loc[origins, f"predicted +{step}"], rows["predicted"], rtol=1e-6)
+
+
+def test_gradflow_trains_its_rnns_for_the_runs_horizon(tmp_path) -> None:
+    """`gradflow --train-rnn` on a 3-day run: the RNNs get the run's Dense(3) head, and the run's test RMSE it reports
+    is the one train wrote (over every step)."""
+    out = tmp_path / "run"
+    main(
+        ["train", "--arch", "vanilla", "--units", "4", "--epochs", "1", "--quiet", "--horizon", "3", "--out", str(out)]
+    )
+    assert main(["gradflow", "--run", str(out), "--train-rnn", "--windows", "5", "--out", str(tmp_path / "g")]) == 0
+    reported = json.loads((tmp_path / "g" / "gradflow.json").read_text())["test_rmse"]
+    assert reported["run"] == pytest.approx(json.loads((out / "metrics.json").read_text())["model"]["rmse"])
+    assert len(reported) == 4 and all(np.isfinite(value) for value in reported.values())

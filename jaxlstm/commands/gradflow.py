@@ -63,7 +63,8 @@ def _trained_rnn_curves(run: Any, frame: Any, x: Any) -> tuple[dict, dict]:
     evaluation = evaluate(run.model, dataset)
     curves, rmse = {}, {"naive": evaluation.naive.rmse, "run": evaluation.model.rmse}
     for init, name in (("torch", "PyTorch"), ("keras", "Keras")):
-        rnn = RNNForecaster(config.n_features, config.units, layers=depth, init=init, rngs=nnx.Rngs(train.seed))
+        options = {"layers": depth, "init": init, "outputs": config.outputs}
+        rnn = RNNForecaster(config.n_features, config.units, **options, rngs=nnx.Rngs(train.seed))
         fit(rnn, dataset.x_train, dataset.y_train, train, progress=False)
         label = f"tanh RNN, {name} init, trained like the run"
         curves[label], rmse[label] = gradient_flow(rnn, x), evaluate(rnn, dataset).model.rmse
