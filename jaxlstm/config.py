@@ -45,6 +45,7 @@ __all__ = [
     "check_split",
     "feature_names",
     "flag",
+    "minimum_calibration",
     "parse_levels",
     "preset",
 ]
@@ -142,6 +143,12 @@ def check_levels(name: str, value: Any, example: str = "0.8,0.95") -> None:
             else "list each level once"
         )
         raise ConfigError(f"{name} {shown}: {problem}, e.g. {name} {example}")
+
+
+def minimum_calibration(level: float) -> int:
+    """The fewest calibration errors that give a finite split conformal interval at ``level``: ``ceil((n + 1) level)
+    <= n``, so ``n >= level / (1 - level)`` (19 for 95%, 4 for 80%)."""
+    return math.ceil(level / (1 - level) - 1e-9)
 
 
 def check_split(split: Any) -> None:
@@ -582,6 +589,12 @@ class BacktestConfig(_Section):
         if isinstance(self.levels, list):
             object.__setattr__(self, "levels", tuple(self.levels))
         _validate(self)
+        need = minimum_calibration(max(self.levels))
+        if self.calibration_window is not None and self.calibration_window < need:
+            raise ConfigError(
+                f"--calibration-window {self.calibration_window}: conformal bands at {100 * max(self.levels):g}% "
+                f"need at least {need} errors; use --calibration-window {need} or more, or lower --levels"
+            )
 
 
 # --- the whole run -----------------------------------------------------------------------------------------------

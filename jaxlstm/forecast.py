@@ -258,7 +258,14 @@ def _check_same_recipe(run: RunConfig, backtest: RunConfig, path: Path) -> None:
             f"the run was converted from {run.converted_from['format']}, not trained by jaxlstm, so no backtest "
             f"measured its errors; forecast without --calibrate-with, or train and backtest it"
         )
+    if run.train.validation_split > 0:
+        raise RunError(
+            f"the run held out --validation-split {run.train.validation_split} (and stopped early), which a backtest "
+            f"does not: no backtest trains its models alike; train without --validation-split to calibrate it"
+        )
     ignore = {"seed", "devices", "csv", "start", "end", "last_rows", "sha256", "split"}
+    if run.data.strategy == "recursive":
+        ignore.add("horizon")  # a recursive model forecasts one day, however far it is fed
     if backtest.backtest.target_transform != "level":
         raise RunError(
             f"{path} learned the {backtest.backtest.target_transform} of the prices, the run learned the prices; "

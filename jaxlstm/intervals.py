@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from jaxlstm.config import minimum_calibration
+
 __all__ = [
     "CRPS_LEVELS",
     "Conformal",
@@ -43,12 +45,6 @@ __all__ = [
 
 CRPS_LEVELS = np.arange(1, 100) / 100
 """The quantile levels 0.01 .. 0.99 whose mean pinball loss approximates the CRPS (:func:`crps_quantiles`)."""
-
-
-def minimum_calibration(level: float) -> int:
-    """The fewest calibration errors that give a finite conformal interval at ``level``: ``ceil((n + 1) level) <=
-    n``, so ``n >= level / (1 - level)`` (19 for 95%, 4 for 80%)."""
-    return math.ceil(level / (1 - level) - 1e-9)
 
 
 def conformal_radius(errors: np.ndarray, level: float | np.ndarray) -> np.ndarray:

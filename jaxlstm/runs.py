@@ -559,6 +559,11 @@ def load_run(directory: Path) -> Run:
     config = read_config(directory)
     if config.backtest is not None:
         raise RunError(f"{directory} is a backtest run: it holds no model to load; see its report.md")
+    if config.model.outputs != config.data.outputs:
+        raise RunError(
+            f"{directory}/{CONFIG_FILE}: its model forecasts {config.model.outputs} day(s) at once but its data "
+            f"settings need {config.data.outputs}; convert or train the run again"
+        )
     scalers = _read(directory, SCALERS_FILE, json.loads)
     weights = _read(directory, PARAMS_FILE, serialization.msgpack_restore)
     try:

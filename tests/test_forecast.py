@@ -3,6 +3,7 @@ the model run by hand on the CSV's last window, conformal bands rebuilt from the
 equal to `fit` of each seed alone on windows cut from the CSV with NumPy, and the bad-input cases (one line, exit 2,
 nothing written)."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -184,3 +185,17 @@ def test_bands_need_a_trained_run_and_a_positive_target() -> None:
     assert _volatility(volume[:70] * np.exp(np.arange(70) % 2 * 0.01), DataConfig()) == pytest.approx(
         np.std(np.diff(np.log(volume[:70] * np.exp(np.arange(70) % 2 * 0.01)))[-60:], ddof=1)
     )
+
+
+def test_a_recipe_matches_whatever_a_recursive_horizon_and_never_with_a_validation_split() -> None:
+    from jaxlstm.config import BacktestConfig, DataConfig, RunConfig, preset
+    from jaxlstm.forecast import _check_same_recipe
+
+    def config(horizon: int, **train) -> RunConfig:
+        return RunConfig(DataConfig(horizon=horizon, strategy="recursive"), preset("vanilla"), TrainConfig(**train))
+
+    backtest = dataclasses.replace(config(3), backtest=BacktestConfig())
+    _check_same_recipe(config(20), backtest, Path("runs/bt"))  # the same one-day model, fed further
+    held_out = config(3, validation_split=0.1, patience=5)
+    with pytest.raises(RunError, match=r"the run held out --validation-split 0.1 \(and stopped early\), which a"):
+        _check_same_recipe(held_out, backtest, Path("runs/bt"))

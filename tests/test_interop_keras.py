@@ -16,7 +16,7 @@ from jaxlstm.cell import LSTMState
 from jaxlstm.commands import main
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, RunError
 from jaxlstm.interop import (
     InteropError,
     from_keras,
@@ -455,3 +455,26 @@ def test_states_in_and_out_of_bidirectional_and_stacked_layers_equal_keras() -> 
     assert max_difference(carried, stack(x)) < FORWARD_ATOL
     with pytest.raises(ValueError, match=r"a Stacked initial_state holds one state per layer \(None for zeros\): 2"):
         stack(x, [None])
+
+
+def test_a_multi_day_keras_model_converts_only_with_its_horizon(tmp_path: Path, capsys) -> None:
+    """A Dense(5) head is a 5-day direct model: converted with the tutorial's one-day settings it is refused, with
+    --horizon 5 it converts and forecasts as Keras does; a run whose config.json disagrees with its weights is
+    refused."""
+    model = keras_tutorial("vanilla", units=4, layers=1, dropout=0.0, seed=2, outputs=5)
+    path = tmp_path / "five.keras"
+    model.save(path)
+    assert main(["convert", str(path), str(tmp_path / "one"), "--tutorial-data"]) == 2
+    assert "its Dense head forecasts 5 day(s) at once, but the data settings (--horizon 1, --strategy direct)" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "one").exists()
+    assert main(["convert", str(path), str(tmp_path / "run"), "--tutorial-data", "--horizon", "5"]) == 0
+    run = load_run(tmp_path / "run")
+    x = np.random.default_rng(0).random((2, 60, 1), dtype=np.float32)
+    assert max_difference(run.model(x), model(x)) < FORWARD_ATOL
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["data"]["horizon"] = 1
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match=r"its model forecasts 5 day\(s\) at once but its data settings need 1"):
+        load_run(tmp_path / "run")

@@ -59,6 +59,8 @@ DOCUMENTED_ELSEWHERE = {
     "forecast-too-few-errors",
     "forecast-converted-run",
     "forecast-target-not-positive",
+    "forecast-validation-split",
+    "convert-horizon-mismatch",
     "interrupted",
     "cache-unusable",
 }
@@ -459,6 +461,12 @@ CATALOGUE = [
         "backtest-levels-outside-zero-and-one",
         lambda tmp, run: backtest(tmp, "--levels", "0.8,1.5"),
         "--levels 0.8,1.5: each level must lie strictly between 0 and 1, e.g. --levels 0.8,0.95",
+    ),
+    Case(
+        "backtest-calibration-window-too-short",
+        lambda tmp, run: backtest(tmp, "--calibration-window", "5"),
+        "--calibration-window 5: conformal bands at 95% need at least 19 errors; use --calibration-window 19 or "
+        "more, or lower --levels",
     ),
     Case(
         "backtest-mc-dropout-without-dropout",

@@ -88,6 +88,12 @@ def run(args: argparse.Namespace) -> None:
         check_destination(dest, overwrite=args.overwrite)
         model = from_keras(source, dropout=args.dropout, arch=args.arch, layers=args.layers, units=args.units)
         scalers, data = _scalers_and_data(args, model.config.n_features)
+        if model.config.outputs != data.outputs:
+            raise ConfigError(
+                f"{source}: its Dense head forecasts {model.config.outputs} day(s) at once, but the data settings "
+                f"(--horizon {data.horizon}, --strategy {data.strategy}) need {data.outputs}; pass --horizon "
+                f"{model.config.outputs} --strategy direct, or a --scaler-from run of that horizon"
+            )
         config = RunConfig(data, model.config, None, converted_from={"format": "keras", "path": str(source)})
         with RunLock(dest):
             clear_run(dest)

@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> None:
     summary = {
         name: {
             "norms": [float(n) for n in norms],
-            "relative_at_lag": {str(k): float(norms[k] / norms[0]) for k in (1, 5, 10, 20, 30, len(norms) - 1)},
+            "relative_at_lag": {
+                str(k): float(norms[k] / norms[0]) for k in (1, 5, 10, 20, 30, len(norms) - 1) if k < len(norms)
+            },
             "decay_per_step": decay_per_step(norms),
         }
         for name, norms in curves.items()
@@ -126,10 +128,11 @@ def run(args: argparse.Namespace) -> None:
     content = {"windows": len(x), "curves": summary, **({"test_rmse": rmse} if rmse else {})}
     write_atomic(out / "gradflow.json", (json.dumps(content, indent=2) + "\n").encode())
     last = len(x[0]) - 1
-    print(f"{'':44} {'lag 0':>10} {'lag 10 / 0':>11} {f'lag {last} / 0':>11} {'per step':>9}")
+    middle = min(10, last)
+    print(f"{'':44} {'lag 0':>10} {f'lag {middle} / 0':>11} {f'lag {last} / 0':>11} {'per step':>9}")
     for name, norms in curves.items():
         print(
-            f"{name:44} {norms[0]:10.3g} {norms[10] / norms[0]:11.3g} {norms[-1] / norms[0]:11.3g} "
+            f"{name:44} {norms[0]:10.3g} {norms[middle] / norms[0]:11.3g} {norms[-1] / norms[0]:11.3g} "
             f"{decay_per_step(norms):9.3f}"
         )
     if rmse:
