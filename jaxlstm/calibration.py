@@ -27,7 +27,16 @@ from jaxlstm.backtest import Backtest
 from jaxlstm.evaluate import coverage, interval_score, pinball_loss
 from jaxlstm.intervals import Conformal, Empirical, LogNormal, Normal, minimum_calibration
 
-__all__ = ["MC_DROPOUT", "METHODS", "ONE_MODEL", "Calibration", "MethodBands", "calibrate", "uncalibrated"]
+__all__ = [
+    "MC_DROPOUT",
+    "METHODS",
+    "ONE_MODEL",
+    "Calibration",
+    "MethodBands",
+    "calibrate",
+    "conformal_errors",
+    "uncalibrated",
+]
 
 ONE_MODEL = "conformal (one model)"
 """Split conformal bands around each seed's own forecast, calibrated on the seeds' errors in earlier folds: the
@@ -143,11 +152,6 @@ def _first_scored_fold(result: Backtest, levels: Sequence[float]) -> int | None:
     return first if first < len(result.folds) else None
 
 
-def _last(errors: np.ndarray, window: int | None) -> np.ndarray:
-    """The last ``window`` rows of ``errors`` (n, H) in time order, or all of them."""
-    return errors if window is None else errors[-window:]
-
-
 def _volatility_known(result: Backtest) -> bool:
     return all(np.isfinite(fold.volatility).all() for fold in result.folds)
 
@@ -209,26 +213,49 @@ def _tiled(paths: np.ndarray, rows: int) -> np.ndarray:
     return np.tile(paths, (rows // len(paths), 1))
 
 
+def conformal_errors(
+    result: Backtest, *, one_model: bool = False, before: int | None = None, window: int | None = None
+) -> np.ndarray:
+    """(n, H): the conformal calibration errors of ``result``'s folds before fold ``before`` (every fold: None), in
+    time order, each in units of the random walk's spread at its origin: the ensemble's, or with ``one_model`` every
+    seed's (an origin's seeds together); with a ``window``, the last ``window`` origins' only."""
+    k = len(result.folds) if before is None else before
+    spread = _spread(result)[:k]
+    if one_model:  # (folds, seeds, origins, H) -> (folds, origins, seeds, H)
+        errors = np.moveaxis(
+            Conformal.errors_of(result.actual[:k, None], result.member_forecasts[:k], spread[:, None]), 1, 2
+        )
+    else:
+        errors = Conformal.errors_of(result.actual[:k], result.forecasts[:k], spread)
+    errors = errors.reshape(-1, result.horizon)
+    return errors if window is None else errors[-window * (len(result.seeds) if one_model else 1) :]
+
+
+def _volatility(result: Backtest) -> np.ndarray:
+    """(folds, origins): the recent volatility at each origin."""
+    return np.stack([fold.volatility[: result.actual.shape[1]] for fold in result.folds])
+
+
+def _spread(result: Backtest) -> np.ndarray:
+    """(folds, origins, H): the random walk's spread at each origin, h days ahead."""
+    return Conformal.random_walk_scale(result.persistence[..., 0], _volatility(result), result.horizon)
+
+
 def _bands(
     result: Backtest, method: str, k: int, window: int | None = None
 ) -> tuple[Conformal | Normal | Empirical | LogNormal, np.ndarray]:
     """Fold ``k``'s bands of ``method`` and the actual prices they are for, (n, H): its origins, or for
     :data:`ONE_MODEL` each seed's forecasts from its origins, seed after seed."""
-    horizon, actual, persistence = result.horizon, result.actual, result.persistence
-    volatility = np.stack([fold.volatility[: actual.shape[1]] for fold in result.folds])  # (folds, origins)
-    scale = Conformal.random_walk_scale(persistence[..., 0], volatility, horizon)  # (folds, origins, H)
-    if method == "conformal":
-        errors = Conformal.errors_of(actual[:k], result.forecasts[:k], scale[:k])
-        return Conformal(result.forecasts[k], scale[k], _last(errors.reshape(-1, horizon), window)), actual[k]
-    if method == ONE_MODEL:
-        seeds = len(result.seeds)
-        errors = Conformal.errors_of(actual[:k, None], result.member_forecasts[:k], scale[:k, None])
-        errors = np.moveaxis(errors, 1, 2).reshape(-1, horizon)  # (folds, origins, seeds, H): in time order
-        forecasts = result.member_forecasts[k].reshape(-1, horizon)
-        bands = Conformal(forecasts, np.tile(scale[k], (seeds, 1)), _last(errors, window * seeds if window else None))
-        return bands, np.tile(actual[k], (seeds, 1))
+    horizon, actual = result.horizon, result.actual[k]
+    if method in ("conformal", ONE_MODEL):
+        one_model = method == ONE_MODEL
+        errors = conformal_errors(result, one_model=one_model, before=k, window=window)
+        seeds = len(result.seeds) if one_model else 1
+        forecasts = result.member_forecasts[k].reshape(-1, horizon) if one_model else result.forecasts[k]
+        return Conformal(forecasts, np.tile(_spread(result)[k], (seeds, 1)), errors), np.tile(actual, (seeds, 1))
     if method == "ensemble":
-        return Normal.of_members(result.member_forecasts[k], axis=0), actual[k]
+        return Normal.of_members(result.member_forecasts[k], axis=0), actual
     if method == MC_DROPOUT:
-        return Empirical(result.dropout_forecasts[k].reshape(-1, *actual.shape[1:])), actual[k]
-    return LogNormal(persistence[k], volatility[k, :, None] * np.sqrt(np.arange(1, horizon + 1))), actual[k]
+        return Empirical(result.dropout_forecasts[k].reshape(-1, *actual.shape)), actual
+    sigma = _volatility(result)[k, :, None] * np.sqrt(np.arange(1, horizon + 1))
+    return LogNormal(result.persistence[k], sigma), actual

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxlstm.calibration import MC_DROPOUT, ONE_MODEL
+from jaxlstm.calibration import MC_DROPOUT, ONE_MODEL, conformal_errors
 from jaxlstm.config import DataConfig, RunConfig, flag
 from jaxlstm.data import from_changes, numeric_columns, prepare_latest, to_changes
 from jaxlstm.ensemble import fit_ensemble
@@ -40,7 +40,7 @@ from jaxlstm.evaluate import dropout_forecasts, forecast_scaled
 from jaxlstm.fileio import write_atomic
 from jaxlstm.intervals import Conformal, Empirical, LogNormal, Normal, minimum_calibration, recent_volatility
 from jaxlstm.plots import plot_fan
-from jaxlstm.runs import Run, read_backtest
+from jaxlstm.runs import Run, load_backtest, read_backtest
 
 __all__ = ["DEFAULT_CALENDAR", "Forecast", "forecast_refit", "forecast_run", "save_forecast", "trading_days"]
 
@@ -127,7 +127,7 @@ def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *,
     """The backtest run's config, its walk-forward errors (n, days) per step (its ensemble's, or each seed's for
     ``one_model``), the levels (its own by default), the coverage it measured per method and level, and why it
     measured none (or None)."""
-    config, table, summary = read_backtest(backtest)
+    config, _, summary = read_backtest(backtest)
     fix = f"backtest with --horizon {days}"
     _check_days(days, config.data.horizon, f"{backtest} was backtested with --horizon {config.data.horizon}: it", fix)
     chosen = config.backtest.levels if levels is None else levels
@@ -137,16 +137,10 @@ def _calibration(backtest: Path, days: int, levels: tuple[float, ...] | None, *,
             f"--levels {asked}: {backtest} measured coverage at {measured} only; pass --levels {measured}, or "
             f"backtest with --levels {asked}"
         )
-    if "volatility" not in table or "calibration" not in summary:
+    if "calibration" not in summary:
         raise RunError(f"{backtest} was written by an older jaxlstm, without prediction intervals; run it again")
-    rows = table[(table["member"] == "ensemble") != one_model]
-    step = rows.get("step", 1)
-    scale = rows["persistence"] * rows["volatility"] * np.sqrt(step)  # the random walk's spread at each origin
-    errors = Conformal.errors_of(rows["actual"], rows["forecast"], scale).to_numpy()
-    folds, seeds, horizon = config.backtest.folds, config.backtest.seeds if one_model else 1, config.data.horizon
-    errors = errors.reshape(folds, seeds, -1, horizon).swapaxes(1, 2).reshape(-1, horizon)[:, :days]  # time order
     window = config.backtest.calibration_window
-    errors = errors if window is None else errors[-window * seeds :]
+    errors = conformal_errors(load_backtest(backtest), one_model=one_model, window=window)[:, :days]
     need = minimum_calibration(max(chosen))
     if len(errors) < need:
         raise RunError(
