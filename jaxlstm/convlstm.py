@@ -47,7 +47,9 @@ from jaxlstm.layers import (
     Initializer,
     LayerTrace,
     batch_major,
+    floating_dtypes,
     layer_output,
+    sequence_mask,
     unit_forget_bias,
 )
 from jaxlstm.scan import Record, scan_cell
@@ -218,6 +220,7 @@ def scan_convlstm(
     unroll: int = 1,
     convolution: Convolution = "gemm",
     record: Record = "outputs",
+    mask: Array | None = None,
 ) -> tuple[LSTMState, Any]:
     """Runs the ConvLSTM over the time axis with :func:`jaxlstm.scan.scan_cell`, the loop of every LSTM.
 
@@ -233,6 +236,7 @@ def scan_convlstm(
         unroll: time steps per loop iteration.
         convolution: how the convolutions are computed, see :func:`convolve`.
         record: what to keep of each step (see :func:`~jaxlstm.scan.scan_cell`), time-major.
+        mask: (batch, time) booleans, False at steps to skip (state carried through); None runs every step.
 
     Returns:
         The final state and the recorded steps: with ``record="outputs"``, ``h`` (time, batch, *out_spatial, F).
@@ -249,7 +253,16 @@ def scan_convlstm(
     def step_preactivation(projected_t: Array, h: Array) -> Array:
         return projected_t + project_state(params, h, convolution=convolution)
 
-    return scan_cell(step_preactivation, projected, initial_state, reverse=reverse, unroll=unroll, record=record)
+    time_major_mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
+    return scan_cell(
+        step_preactivation,
+        projected,
+        initial_state,
+        reverse=reverse,
+        unroll=unroll,
+        record=record,
+        mask=time_major_mask,
+    )
 
 
 class ConvLSTM(nnx.Module):
@@ -272,7 +285,12 @@ class ConvLSTM(nnx.Module):
         reverse: read the sequence from the end (Keras's ``go_backwards``, outputs re-aligned as in Bidirectional).
         unroll: time steps per loop iteration of ``jax.lax.scan``.
         convolution: ``gemm`` (default) or ``xla``, how the convolutions are computed (see :func:`convolve`).
+        dtype, param_dtype, cell_dtype: the compute dtype (None: the wider of the inputs' floating type and the
+            weights'), the weights' dtype, and the cell state's (None: the compute dtype), as for
+            :class:`~jaxlstm.layers.LSTM`.
         rngs: source of the ``params`` key.
+
+    A ``mask`` (batch, time) or ``lengths`` (batch,) skips steps as :class:`~jaxlstm.layers.LSTM`'s does.
     """
 
     rank: ClassVar[int | None] = None
@@ -290,6 +308,9 @@ class ConvLSTM(nnx.Module):
         reverse: bool = False,
         unroll: int = 1,
         convolution: Convolution = "gemm",
+        dtype: jnp.dtype | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        cell_dtype: jnp.dtype | None = None,
         kernel_init: Initializer = GLOROT_UNIFORM,
         recurrent_init: Initializer = ORTHOGONAL,
         bias_init: Initializer = unit_forget_bias,
@@ -320,11 +341,12 @@ class ConvLSTM(nnx.Module):
         self.reverse = reverse
         self.unroll = unroll
         self.convolution = convolution
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_channels, 4 * filters), jnp.float32))
+        self.dtype, self.cell_dtype = floating_dtypes(dtype, param_dtype, cell_dtype)
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (*self.kernel_size, in_channels, 4 * filters), param_dtype))
         self.recurrent_kernel = nnx.Param(
-            recurrent_init(rngs.params(), (*self.kernel_size, filters, 4 * filters), jnp.float32)
+            recurrent_init(rngs.params(), (*self.kernel_size, filters, 4 * filters), param_dtype)
         )
-        self.bias = nnx.Param(bias_init(rngs.params(), (4 * filters,), jnp.float32))
+        self.bias = nnx.Param(bias_init(rngs.params(), (4 * filters,), param_dtype))
 
     @property
     def params(self) -> ConvLSTMParams:
@@ -339,9 +361,20 @@ class ConvLSTM(nnx.Module):
         )
         return (*lengths, self.filters)
 
-    def _loop(self, x: Array, initial_state: LSTMState | None, record: Record) -> tuple[LSTMState, Any]:
+    def _loop(
+        self, x: Array, initial_state: LSTMState | None, record: Record, mask: Array | None, lengths: Array | None
+    ) -> tuple[LSTMState, Any]:
+        x = jnp.asarray(x)
+        compute = self.dtype or jnp.promote_types(x.dtype, self.kernel.dtype)
+        x = x.astype(compute)
+        if initial_state is None:
+            zeros = jnp.zeros((x.shape[0], *self.output_shape(x.shape[2:-1])), compute)
+            initial_state = LSTMState(h=zeros, c=zeros)
+        initial_state = LSTMState(
+            h=jnp.asarray(initial_state[0], compute), c=jnp.asarray(initial_state[1], self.cell_dtype or compute)
+        )
         return scan_convlstm(
-            self.params,
+            jax.tree.map(lambda weight: weight.astype(compute), self.params),
             x,
             initial_state,
             strides=self.strides,
@@ -351,23 +384,44 @@ class ConvLSTM(nnx.Module):
             unroll=self.unroll,
             convolution=self.convolution,
             record=record,
+            mask=sequence_mask(x, mask, lengths),
         )
 
-    def scan(self, x: Array, initial_state: LSTMState | None = None) -> tuple[Array, LSTMState]:
+    def scan(
+        self,
+        x: Array,
+        initial_state: LSTMState | None = None,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+    ) -> tuple[Array, LSTMState]:
         """All outputs (batch, time, *out_spatial, F) and the final state; the state starts at zero unless given."""
-        final_state, outputs = self._loop(x, initial_state, "outputs")
+        final_state, outputs = self._loop(x, initial_state, "outputs", mask, lengths)
         return jnp.swapaxes(outputs, 0, 1), final_state
 
-    def trace(self, x: Array, initial_state: LSTMState | None = None) -> LayerTrace:
+    def trace(
+        self,
+        x: Array,
+        initial_state: LSTMState | None = None,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+    ) -> LayerTrace:
         """Every gate and state over x (batch, time, *spatial, channels), each (batch, time, *out_spatial, F)."""
-        return LayerTrace(*batch_major(self._loop(x, initial_state, "gates")[1]))
+        return LayerTrace(*batch_major(self._loop(x, initial_state, "gates", mask, lengths)[1]))
 
     def __call__(
-        self, x: Array, initial_state: LSTMState | None = None, *, return_state: bool = False
+        self,
+        x: Array,
+        initial_state: LSTMState | None = None,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+        return_state: bool = False,
     ) -> Array | tuple[Array, LSTMState]:
         """Outputs (batch, time, *out_spatial, F) with ``return_sequences``, else the final ``h``; with
         ``return_state``, also the final state."""
-        return layer_output(self, *self.scan(x, initial_state), return_state)
+        return layer_output(self, *self.scan(x, initial_state, mask=mask, lengths=lengths), return_state)
 
 
 class ConvLSTM1D(ConvLSTM):

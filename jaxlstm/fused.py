@@ -15,6 +15,10 @@ update one step at a time. What changes is the schedule of the work:
   ``dX = dZ W^T`` are four large matmuls after the loop, where autodiff of ``lax.scan`` would do three small
   ones inside every step.
 
+Masked steps (state carried through) and recurrent dropout (``h`` scaled by a per-sequence mask before ``U``)
+are options of both loops; without them the program is the one described above. A ``custom_vjp`` has no
+forward-mode derivative, so the layers run the textbook loop under ``jax.jvp`` (:func:`forward_mode_active`).
+
 Arrays are time-major here: ``xs`` (time, batch, in_features), outputs (time, batch, H).
 """
 
@@ -22,11 +26,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax._src import core
+from jax._src.interpreters import ad
 
 from jaxlstm.cell import Gates, LSTMParams, LSTMState, preactivation, project_input, project_state
-from jaxlstm.scan import scan_cell
+from jaxlstm.scan import carry_masked, scan_cell
 
-__all__ = ["lstm_sequence", "slab_update"]
+__all__ = ["forward_mode_active", "lstm_sequence", "slab_update"]
 
 Array = jax.Array
 
@@ -47,26 +53,73 @@ def slab_update(preactivation: Array, c: Array) -> tuple[LSTMState, Gates]:
     return LSTMState(h=h_new, c=c_new), Gates(input_gate, forget_gate, candidate, output_gate)
 
 
+def forward_mode_active() -> bool:
+    """Whether the caller is being differentiated in forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``).
+
+    :func:`lstm_sequence` is a ``jax.custom_vjp``, which JAX cannot push tangents through; the layers call this to
+    run the textbook loop instead, which computes the same function. It looks for JAX's forward-mode trace among the
+    traces active while the layer is traced, so it sees transformations applied around the layer's call, but not a
+    ``jax.jvp`` of a jitted function that was already traced (compiled) without it: for that, build the model with
+    ``implementation="textbook"``.
+    """
+    trace = core.trace_ctx.trace
+    while trace is not None:
+        if isinstance(trace, ad.JVPTrace):
+            return True
+        trace = getattr(trace, "parent_trace", None)
+    return False
+
+
+def _state_input(h: Array, recurrent_scale: Array | None) -> Array:
+    """What the recurrent kernel reads: ``h``, or ``h`` times the recurrent dropout's per-sequence scale."""
+    return h if recurrent_scale is None else h * recurrent_scale
+
+
 def _forward(
-    params: LSTMParams, xs: Array, state: LSTMState, reverse: bool, unroll: int, hoist_input: bool
+    params: LSTMParams,
+    xs: Array,
+    state: LSTMState,
+    mask: Array | None,
+    recurrent_scale: Array | None,
+    reverse: bool,
+    unroll: int,
+    hoist_input: bool,
 ) -> tuple[Array, LSTMState, Array, Array]:
     """Runs the loop; returns outputs (T, B, H), the final state, pre-activations (T, B, 4H), old c (T, B, H)."""
     if hoist_input:
         inputs = project_input(params, xs)
 
         def step_preactivation(projected_t: Array, h: Array) -> Array:
-            return projected_t + project_state(params, h)
+            return projected_t + project_state(params, _state_input(h, recurrent_scale))
     else:
-        inputs, step_preactivation = xs, partial(preactivation, params)
+
+        def step_preactivation(x_t: Array, h: Array) -> Array:
+            return preactivation(params, x_t, _state_input(h, recurrent_scale))
+
+        inputs = xs
     final, (outputs, preactivations, previous_c) = scan_cell(
-        step_preactivation, inputs, state, update=slab_update, reverse=reverse, unroll=unroll, record="residuals"
+        step_preactivation,
+        inputs,
+        state,
+        update=slab_update,
+        reverse=reverse,
+        unroll=unroll,
+        record="residuals",
+        mask=mask,
     )
     return outputs, final, preactivations, previous_c
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
 def lstm_sequence(
-    params: LSTMParams, xs: Array, state: LSTMState, reverse: bool = False, unroll: int = 1, hoist_input: bool = True
+    params: LSTMParams,
+    xs: Array,
+    state: LSTMState,
+    reverse: bool = False,
+    unroll: int = 1,
+    hoist_input: bool = True,
+    mask: Array | None = None,
+    recurrent_scale: Array | None = None,
 ) -> tuple[Array, LSTMState]:
     """LSTM over a time-major sequence with a fused backward pass.
 
@@ -77,35 +130,59 @@ def lstm_sequence(
         reverse: walk from the last step to the first; outputs stay aligned with ``xs``.
         unroll: steps per loop iteration in both loops.
         hoist_input: compute ``xs @ W + b`` as one matmul before the loop.
+        mask: (time, batch) booleans, False at steps to skip (state carried through, as
+            :func:`~jaxlstm.scan.scan_cell` does); None runs every step.
+        recurrent_scale: (batch, H), what ``h`` is multiplied by before the recurrent kernel at every step (the
+            recurrent dropout's mask, scaled by ``1 / (1 - rate)``); None for no recurrent dropout.
 
     Returns:
         Outputs (time, batch, H) and the final state.
     """
-    outputs, final, _, _ = _forward(params, xs, state, reverse, unroll, hoist_input)
+    outputs, final, _, _ = _forward(params, xs, state, mask, recurrent_scale, reverse, unroll, hoist_input)
     return outputs, final
 
 
 def _sequence_forward(
-    params: LSTMParams, xs: Array, state: LSTMState, reverse: bool, unroll: int, hoist_input: bool
+    params: LSTMParams,
+    xs: Array,
+    state: LSTMState,
+    reverse: bool,
+    unroll: int,
+    hoist_input: bool,
+    mask: Array | None,
+    recurrent_scale: Array | None,
 ) -> tuple[tuple[Array, LSTMState], tuple]:
-    outputs, final, preactivations, previous_c = _forward(params, xs, state, reverse, unroll, hoist_input)
-    return (outputs, final), (params, xs, state.h, outputs, preactivations, previous_c)
+    outputs, final, preactivations, previous_c = _forward(
+        params, xs, state, mask, recurrent_scale, reverse, unroll, hoist_input
+    )
+    return (outputs, final), (params, xs, state.h, mask, recurrent_scale, outputs, preactivations, previous_c)
 
 
 def _sequence_backward(
     reverse: bool, unroll: int, hoist_input: bool, residuals: tuple, cotangents: tuple[Array, LSTMState]
-) -> tuple[LSTMParams, Array, LSTMState]:
-    params, xs, initial_h, outputs, preactivations, previous_c = residuals
+) -> tuple[LSTMParams, Array, LSTMState, None, Array | None]:
+    params, xs, initial_h, mask, recurrent_scale, outputs, preactivations, previous_c = residuals
     d_outputs, d_final = cotangents
 
-    def step(carry: LSTMState, inputs: tuple[Array, Array, Array]) -> tuple[LSTMState, Array]:
-        d_output, preactivation, c_before = inputs
-        _, cell_vjp = jax.vjp(lambda z, c: slab_update(z, c)[0], preactivation, c_before)
-        d_preactivation, d_c_before = cell_vjp(LSTMState(h=carry.h + d_output, c=carry.c))
-        return LSTMState(h=d_preactivation @ params.U.T, c=d_c_before), d_preactivation
+    def update(preactivation: Array, c_before: Array) -> LSTMState:
+        new_state = slab_update(preactivation, c_before)[0]
+        return LSTMState(h=new_state.h.astype(outputs.dtype), c=new_state.c.astype(c_before.dtype))
+
+    def step(carry: LSTMState, inputs: tuple[Array, Array, Array, Array | None]) -> tuple[LSTMState, Array]:
+        d_output, preactivation, c_before, keep = inputs
+        d_state = LSTMState(h=carry.h + d_output, c=carry.c)
+        _, cell_vjp = jax.vjp(update, preactivation, c_before)
+        if keep is not None:
+            nothing = jax.tree.map(jnp.zeros_like, d_state)
+            d_state, d_skipped = carry_masked(keep, d_state, nothing), carry_masked(keep, nothing, d_state)
+        d_preactivation, d_c_before = cell_vjp(d_state)
+        d_before = LSTMState(h=_state_input(d_preactivation @ params.U.T, recurrent_scale), c=d_c_before)
+        if keep is not None:
+            d_before = jax.tree.map(jnp.add, d_before, d_skipped)
+        return d_before, d_preactivation
 
     d_initial, d_preactivations = jax.lax.scan(
-        step, d_final, (d_outputs, preactivations, previous_c), reverse=not reverse, unroll=unroll
+        step, d_final, (d_outputs, preactivations, previous_c, mask), reverse=not reverse, unroll=unroll
     )
     if reverse:
         previous_h = jnp.concatenate([outputs[1:], initial_h[None]])
@@ -113,10 +190,13 @@ def _sequence_backward(
         previous_h = jnp.concatenate([initial_h[None], outputs[:-1]])
     d_params = LSTMParams(
         W=jnp.einsum("tbi,tbg->ig", xs, d_preactivations),
-        U=jnp.einsum("tbh,tbg->hg", previous_h, d_preactivations),
+        U=jnp.einsum("tbh,tbg->hg", _state_input(previous_h, recurrent_scale), d_preactivations),
         b=jnp.sum(d_preactivations, axis=(0, 1)),
     )
-    return d_params, d_preactivations @ params.W.T, d_initial
+    d_recurrent_scale = None
+    if recurrent_scale is not None:
+        d_recurrent_scale = jnp.einsum("tbh,tbh->bh", previous_h, d_preactivations @ params.U.T)
+    return d_params, d_preactivations @ params.W.T, d_initial, None, d_recurrent_scale
 
 
 lstm_sequence.defvjp(_sequence_forward, _sequence_backward)

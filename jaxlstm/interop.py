@@ -108,6 +108,8 @@ class _PeerLayer:
     merge_mode: str | None = None  # bidirectional only; None when unknown
     return_sequences: bool | None = None  # None when unknown
     dropout: float | None = None  # rate of the Dropout right after the layer; None when unknown
+    reverse: bool = False  # a one-direction layer that reads the sequence from its end (Keras's go_backwards)
+    own_dropout: tuple[float, float] | None = None  # the layer's dropout and recurrent_dropout; None when unknown
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,12 @@ def _check_and_assign(module: Module, peer: _PeerModel, *, require_head: bool) -
                 f"{theirs.name} merges its directions with {theirs.merge_mode!r} but jaxlstm layer {index} with "
                 f"{layer.merge_mode!r}"
             )
+        if len(parts) == 1 and theirs.reverse != layer.reverse:
+            way = "from its end (go_backwards=True)" if theirs.reverse else "forward"
+            raise InteropError(
+                f"{theirs.name} reads the sequence {way} but jaxlstm layer {index} has reverse={layer.reverse}; build "
+                f"it with LSTM(..., reverse={theirs.reverse})"
+            )
         if theirs.return_sequences is not None and theirs.return_sequences != layer.return_sequences:
             raise InteropError(
                 f"{theirs.name} has return_sequences={theirs.return_sequences} but jaxlstm layer {index} "
@@ -226,8 +234,33 @@ def _check_and_assign(module: Module, peer: _PeerModel, *, require_head: bool) -
                         f"{name} {_shape(variable)}"
                     )
                 assignments.append((variable, array))
+    own_dropouts = _own_dropouts(module, peer)
     for variable, array in assignments:
         variable.set_value(jnp.asarray(array, dtype=variable.dtype))
+    for part, (dropout, recurrent_dropout) in own_dropouts:
+        part.dropout, part.recurrent_dropout = dropout, recurrent_dropout
+
+
+def _own_dropouts(module: Module, peer: _PeerModel) -> list[tuple[LSTM, tuple[float, float]]]:
+    """Each of our LSTM layers with the peer's in-layer dropout rates for it. A Forecaster has no setting for them
+    (its config would lose them): the rates are dropped there, with a warning."""
+    ours = _parts(module)[0]
+    pairs = []
+    for index, (layer, theirs) in enumerate(zip(ours, peer.layers, strict=True)):
+        if theirs.own_dropout is None:
+            continue
+        if isinstance(module, Forecaster):
+            if any(theirs.own_dropout):
+                dropout, recurrent_dropout = theirs.own_dropout
+                warnings.warn(
+                    f"{theirs.name} has dropout={dropout}, recurrent_dropout={recurrent_dropout}, dropout inside "
+                    f"the LSTM; the Forecaster has no such setting and drops it (the weights load unchanged; "
+                    f"LSTM(..., dropout=, recurrent_dropout=) layers have it)",
+                    stacklevel=3,
+                )
+            continue
+        pairs.extend((part, theirs.own_dropout) for part in _directions(layer, index))
+    return pairs
 
 
 def _filled(build: Any, peer: _PeerModel) -> Any:
@@ -492,37 +525,41 @@ def _records_from_keras(source: Any) -> tuple[list[_KerasRecord], str]:
     return records, name
 
 
-_KERAS_TRAINING_ONLY = {
-    "dropout": (0.0, "in-layer input dropout"),
-    "recurrent_dropout": (0.0, "recurrent dropout"),
-    "stateful": (
-        False,
-        "state carried from call to call (jaxlstm starts each call from zero, as Keras after reset_states())",
-    ),
-}
-"""Keras LSTM settings that leave the weights as they are but that jaxlstm's LSTM does not have: a warning each."""
-
-
-def _check_keras_lstm(config: dict[str, Any] | None, where: str, *, backwards: bool = False) -> None:
-    """InteropError for a setting that changes what the weights compute; a warning for one that jaxlstm drops
-    (:data:`_KERAS_TRAINING_ONLY`). ``return_state`` changes neither the weights nor the outputs used, and
-    ``use_bias=False`` is a zero bias (:func:`_keras_params`)."""
+def _check_keras_lstm(config: dict[str, Any] | None, where: str, *, backwards: bool | None = None) -> None:
+    """InteropError for a setting that changes what the weights compute. ``return_state`` changes neither the
+    weights nor the outputs used, ``use_bias=False`` is a zero bias (:func:`_keras_params`), the dropouts are the
+    LSTM's own (:func:`_keras_own_dropout`) and ``go_backwards`` is ``reverse=True``: a bidirectional layer's
+    directions must read as ``backwards`` says (None: either way). ``stateful`` is a warning: the state is carried
+    by passing it back (``return_state``, then ``initial_state``)."""
     if config is None:
         return
-    checks = {"activation": "tanh", "recurrent_activation": "sigmoid", "go_backwards": backwards}
+    checks = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+    if backwards is not None:
+        checks["go_backwards"] = backwards
     for key, expected in checks.items():
         value = config.get(key, expected)
         if value != expected:
-            hint = " (wrap it in Bidirectional to read backwards)" if key == "go_backwards" else ""
-            raise InteropError(f"{where} has {key}={value!r}; jaxlstm's LSTM needs {key}={expected!r}{hint}")
-    for key, (default, what) in _KERAS_TRAINING_ONLY.items():
-        value = config.get(key, default)
-        if value != default:
-            warnings.warn(
-                f"{where} has {key}={value!r}, {what}; jaxlstm's LSTM has no such setting and drops it (the "
-                f"weights load unchanged)",
-                stacklevel=2,
-            )
+            raise InteropError(f"{where} has {key}={value!r}; jaxlstm's LSTM needs {key}={expected!r}")
+    if config.get("stateful", False):
+        warnings.warn(
+            f"{where} has stateful=True; jaxlstm's layers start each call from the state they are given (zero by "
+            "default): carry it by passing the final state of one call (return_state=True) as the next call's "
+            "initial_state (the weights load unchanged)",
+            stacklevel=2,
+        )
+    if backwards is None and config.get("go_backwards", False) and config.get("return_sequences", False):
+        warnings.warn(
+            f"{where} has go_backwards=True and return_sequences=True: Keras returns its outputs in reverse time "
+            "order, jaxlstm's reverse=True layer aligned with the inputs (flip them with outputs[:, ::-1])",
+            stacklevel=2,
+        )
+
+
+def _keras_own_dropout(config: dict[str, Any] | None) -> tuple[float, float] | None:
+    """A Keras LSTM's ``(dropout, recurrent_dropout)``, None for an unknown config."""
+    if config is None:
+        return None
+    return float(config.get("dropout", 0.0)), float(config.get("recurrent_dropout", 0.0))
 
 
 def _keras_params(weights: list[np.ndarray], bias: bool) -> tuple[LSTMParams, int]:
@@ -549,10 +586,17 @@ def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
             _check_keras_lstm(config, where)
             params, _ = _keras_params(record.weights, _keras_biases("LSTM", config)[0])
             sequences = None if config is None else bool(config.get("return_sequences", False))
-            layers.append(_PeerLayer(where, (params,), labels, return_sequences=sequences))
+            reverse = config is not None and bool(config.get("go_backwards", False))
+            own_dropout = _keras_own_dropout(config)
+            layers.append(
+                _PeerLayer(
+                    where, (params,), labels, return_sequences=sequences, reverse=reverse, own_dropout=own_dropout
+                )
+            )
         elif record.class_name == "Bidirectional":
             merge_mode = None
             sequences = None
+            own_dropout = None
             if config is not None:
                 merge_mode = config.get("merge_mode", "concat")
                 if merge_mode not in MERGE_MODES:
@@ -566,11 +610,21 @@ def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
                     inner_config = inner.get("config", {})
                     _check_keras_lstm(inner_config, f"{where} ({key})", backwards=backwards)
                     sequences = bool(inner_config.get("return_sequences", False))
+                    own_dropout = own_dropout or _keras_own_dropout(inner_config)
             forward_bias, backward_bias = _keras_biases("Bidirectional", config)
             forward, taken = _keras_params(record.weights, forward_bias)
             backward, _ = _keras_params(record.weights[taken:], backward_bias)
             directions = (forward, backward)
-            layers.append(_PeerLayer(where, directions, labels, merge_mode=merge_mode, return_sequences=sequences))
+            layers.append(
+                _PeerLayer(
+                    where,
+                    directions,
+                    labels,
+                    merge_mode=merge_mode,
+                    return_sequences=sequences,
+                    own_dropout=own_dropout,
+                )
+            )
         elif record.class_name == "Dropout":
             if not layers:
                 raise InteropError(f"{where}: a Dropout before the first LSTM has no jaxlstm counterpart")
@@ -716,15 +770,31 @@ def to_keras(module: Module, *, timesteps: int | None = None) -> keras.Sequentia
                     f"jaxlstm layer {index}: forward U {_shape(forward.U)} and backward U "
                     f"{_shape(backward.U)} differ; Keras's Bidirectional needs equal units"
                 )
-            lstm = keras.layers.LSTM(forward.hidden_size, return_sequences=layer.return_sequences)
+            if (forward.dropout, forward.recurrent_dropout) != (backward.dropout, backward.recurrent_dropout):
+                raise InteropError(
+                    f"jaxlstm layer {index}: the directions' dropouts differ; Keras's Bidirectional copies one LSTM"
+                )
+            lstm = keras.layers.LSTM(
+                forward.hidden_size,
+                return_sequences=layer.return_sequences,
+                dropout=forward.dropout,
+                recurrent_dropout=forward.recurrent_dropout,
+            )
             stack.append(keras.layers.Bidirectional(lstm, merge_mode=layer.merge_mode))
         else:
-            if layer.reverse:
+            if layer.reverse and layer.return_sequences:
                 raise InteropError(
-                    f"jaxlstm layer {index} reads backwards on its own; Keras's go_backwards also reverses the "
-                    "outputs, so wrap it in a Bidirectional layer"
+                    f"jaxlstm layer {index} reads backwards on its own and returns sequences; Keras's go_backwards "
+                    "also reverses the outputs, so wrap it in a Bidirectional layer"
                 )
-            stack.append(keras.layers.LSTM(layer.hidden_size, return_sequences=layer.return_sequences))
+            lstm = keras.layers.LSTM(
+                layer.hidden_size,
+                return_sequences=layer.return_sequences,
+                go_backwards=layer.reverse,
+                dropout=layer.dropout,
+                recurrent_dropout=layer.recurrent_dropout,
+            )
+            stack.append(lstm)
         if rate:
             stack.append(keras.layers.Dropout(rate))
     if head is not None:

@@ -382,17 +382,69 @@ def test_convert_command_weights_file_with_description(tmp_path: Path, capsys) -
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"dropout": 0.2}, "has dropout=0.2, in-layer input dropout; jaxlstm's LSTM has no such setting and drops it"),
-        ({"recurrent_dropout": 0.1}, "has recurrent_dropout=0.1, recurrent dropout; jaxlstm's LSTM has no such"),
+        (
+            {"dropout": 0.2},
+            "has dropout=0.2, recurrent_dropout=0.0, dropout inside the LSTM; the Forecaster has no such",
+        ),
+        ({"recurrent_dropout": 0.1}, "has dropout=0.0, recurrent_dropout=0.1, dropout inside the LSTM; the Forecaster"),
+        ({"stateful": True}, "has stateful=True; jaxlstm's layers start each call from the state they are given"),
     ],
 )
-def test_settings_the_weights_do_not_carry_load_with_a_warning(setting: dict, message: str) -> None:
+def test_settings_a_forecaster_cannot_carry_load_with_a_warning(setting: dict, message: str) -> None:
     """The weights load unchanged, and the forecasts equal Keras's in inference (where dropout is off)."""
-    model = keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(3, **setting), keras.layers.Dense(1)])
+    batch = 4 if setting.get("stateful") else None
+    model = keras.Sequential(
+        [keras.Input((5, 1), batch_size=batch), keras.layers.LSTM(3, **setting), keras.layers.Dense(1)]
+    )
     with pytest.warns(UserWarning, match=message):
         ours = from_keras(model)
     x = np.random.default_rng(5).normal(size=(4, 5, 1)).astype(np.float32)
     np.testing.assert_allclose(ours(x), np.asarray(model(x, training=False))[:, 0], atol=1e-6)
+
+
+def test_in_layer_dropouts_load_onto_bare_layers_and_stacks_and_export_back() -> None:
+    model = keras.Sequential(
+        [
+            keras.Input((5, 2)),
+            keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True, dropout=0.1, recurrent_dropout=0.2)),
+            keras.layers.LSTM(4, recurrent_dropout=0.3),
+        ]
+    )
+    stack = Stacked(
+        [
+            Bidirectional(LSTM(2, 3, rngs=nnx.Rngs(0)), LSTM(2, 3, reverse=True, rngs=nnx.Rngs(1))),
+            LSTM(6, 4, return_sequences=False, rngs=nnx.Rngs(2)),
+        ]
+    )
+    load_keras(stack, model)
+    first, second = stack.layers
+    assert (first.forward_layer.dropout, first.backward_layer.recurrent_dropout) == (0.1, 0.2)
+    assert (second.dropout, second.recurrent_dropout) == (0.0, 0.3)
+    exported = to_keras(stack)
+    lstm_configs = [layer.get_config() for layer in exported.layers if isinstance(layer, keras.layers.LSTM)]
+    inner = exported.layers[0].forward_layer.get_config()
+    assert (inner["dropout"], inner["recurrent_dropout"]) == (0.1, 0.2)
+    assert (lstm_configs[0]["dropout"], lstm_configs[0]["recurrent_dropout"]) == (0.0, 0.3)
+
+
+def test_a_lone_go_backwards_lstm_is_a_reversed_layer() -> None:
+    """go_backwards=True with return_sequences=False is exactly LSTM(reverse=True); with sequences, Keras returns
+    them reversed (a warning says so) and a forward target is refused by name."""
+    x = np.random.default_rng(11).normal(size=(3, 7, 2)).astype(np.float32)
+    last = keras.layers.LSTM(4, go_backwards=True)
+    expected = np.asarray(last(x))
+    ours = load_keras(LSTM(2, 4, return_sequences=False, reverse=True, rngs=nnx.Rngs(0)), last)
+    np.testing.assert_allclose(ours(x), expected, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(to_keras(ours)(x)), expected, atol=1e-6)
+    sequences = keras.layers.LSTM(4, go_backwards=True, return_sequences=True)
+    expected = np.asarray(sequences(x))
+    with pytest.warns(UserWarning, match="Keras returns its outputs in reverse time order"):
+        ours = load_keras(LSTM(2, 4, reverse=True, rngs=nnx.Rngs(0)), sequences)
+    np.testing.assert_allclose(ours(x)[:, ::-1], expected, atol=1e-6)
+    with pytest.raises(
+        InteropError, match=r"reads the sequence from its end \(go_backwards=True\) but jaxlstm layer 0"
+    ):
+        load_keras(LSTM(2, 4, return_sequences=False, rngs=nnx.Rngs(0)), last)
 
 
 def test_return_state_changes_nothing_the_weights_compute() -> None:
