@@ -512,9 +512,10 @@ def dropout_masks(key: Array, shapes: Sequence[tuple[int, ...]], rate: float | S
     sizes = [math.prod(shape) for shape in shapes]
     rates = [rate] * len(shapes) if isinstance(rate, numbers.Real) else list(rate)
     uniform = jax.random.uniform(key, (sum(sizes),))
+    keep = {each_rate: uniform < 1.0 - each_rate for each_rate in set(rates)}
     ends = list(itertools.accumulate(sizes))
     return [
-        (uniform[end - size : end] < 1.0 - each_rate).reshape(shape)
+        keep[each_rate][end - size : end].reshape(shape)
         for shape, size, end, each_rate in zip(shapes, sizes, ends, rates, strict=True)
     ]
 
