@@ -96,7 +96,7 @@ def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
     from jaxlstm.train import fit
 
     dataset = load_dataset(args)
-    model = Forecaster(preset(args.arch), rngs=nnx.Rngs(args.seed))
+    model = Forecaster(preset(args.arch, precision=args.precision), rngs=nnx.Rngs(args.seed))
     start = time.perf_counter()
     history = fit(
         model, dataset.x_train, dataset.y_train, TrainConfig(epochs=args.epochs, seed=args.seed), progress=False
@@ -123,6 +123,7 @@ def worker_jaxlstm_cli(args: argparse.Namespace) -> dict[str, Any]:
             [
                 *("train", "--csv", str(args.csv), "--start", args.start, "--end", args.end, "--arch", args.arch),
                 *("--epochs", str(args.epochs), "--seed", str(args.seed), "--out", str(out), "--quiet"),
+                *("--precision", args.precision),
             ]
         )
         metrics = json.loads((out / "metrics.json").read_text())
@@ -330,6 +331,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--archs", default="stacked,bidirectional")
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="jaxlstm's compute precision (ModelConfig.precision); the peers train in float32",
+    )
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--arch", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -354,6 +361,7 @@ def main() -> None:
                 worker_env = {**worker_env, **cache_environment(Path(caches) / f"{name}-{arch}")}
             worker_args = ["--worker", worker, "--arch", arch, "--seed", str(seed), "--epochs", str(args.epochs)]
             worker_args += ["--csv", str(args.csv), "--start", args.start, "--end", args.end]
+            worker_args += ["--precision", args.precision]
             return run_worker(Path(__file__), worker_args, worker_env)
 
         for arch in archs:
@@ -373,11 +381,10 @@ def main() -> None:
     summary = summarize(runs, archs, args.epochs)
     print_summary(summary)
     settings = {k: str(v) for k, v in vars(args).items() if k not in ("worker", "arch", "seed")}
-    folder = write_results(
-        "seed_vs_keras", {"environment": env, "settings": settings, "summary": summary, "runs": runs}
-    )
-    plot(summary, env, folder / "seed_vs_keras.png")
-    print(f"\nwrote {folder}/seed_vs_keras.json and .png")
+    name = "seed_vs_keras" if args.precision == "float32" else f"seed_vs_keras-{args.precision}"
+    folder = write_results(name, {"environment": env, "settings": settings, "summary": summary, "runs": runs})
+    plot(summary, env, folder / f"{name}.png")
+    print(f"\nwrote {folder}/{name}.json and .png")
 
 
 if __name__ == "__main__":

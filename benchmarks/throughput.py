@@ -15,8 +15,14 @@ and, on GPU, ``jax.experimental.rnn.lstm`` (cuDNN).
 
     .venv/bin/python benchmarks/throughput.py            # default sweep, large configurations skipped on CPU
     .venv/bin/python benchmarks/throughput.py --max-gflop 0   # the whole grid, no skipping
+    .venv/bin/python benchmarks/throughput.py --precision bfloat16
 
-Writes benchmarks/results/<machine>/throughput.json and .png.
+``--precision``: ``float32`` (matmuls at full fp32 precision: JAX's ``highest``, PyTorch without TF32),
+``tf32`` (TensorFloat-32 matmuls where the GPU has them; the same as float32 on a CPU), ``bfloat16`` or
+``float16`` (jaxlstm's mixed precision, ``LSTM(dtype=..., cell_dtype=float32)`` with float32 weights; Flax's cell
+with ``dtype``; PyTorch under ``torch.autocast``; the cuDNN path of ``jax.experimental.rnn`` runs float32 only).
+
+Writes benchmarks/results/<machine>/throughput.json and .png (``throughput-<precision>`` for the others).
 """
 
 import argparse
@@ -61,28 +67,47 @@ def time_jax(loss: Callable[..., jax.Array], params: Any, x: jax.Array, repeats:
     return compile_seconds, median_seconds(lambda: compiled(params, x), repeats, jax.block_until_ready)
 
 
-def jaxlstm_timing(implementation: str) -> Callable[[list[tuple[int, int]], jax.Array, int], Timing]:
+PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
+Runner = Callable[[list[tuple[int, int]], jax.Array, int], Timing]
+
+
+def compute_dtype(precision: str) -> Any:
+    """The dtype the layers compute in: float32 for ``float32`` and ``tf32`` (which changes the matmuls only)."""
+    return jnp.float32 if precision in ("float32", "tf32") else jnp.dtype(precision)
+
+
+def jaxlstm_timing(implementation: str, precision: str) -> Runner:
+    dtype = compute_dtype(precision)
+    mixed = {} if dtype == jnp.float32 else {"dtype": dtype, "cell_dtype": jnp.float32}
+
     def run(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
         rngs = nnx.Rngs(0)
-        stack = Stacked([LSTM(n_in, hidden, implementation=implementation, rngs=rngs) for n_in, hidden in widths])
-        graphdef, params = nnx.split(stack, nnx.Param)
-        return time_jax(lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x) ** 2), params, x, repeats)
+        layers = [LSTM(n_in, hidden, implementation=implementation, **mixed, rngs=rngs) for n_in, hidden in widths]
+        graphdef, params = nnx.split(Stacked(layers), nnx.Param)
+        return time_jax(lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x).astype(jnp.float32) ** 2), params, x, repeats)
 
     return run
 
 
-def flax_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
-    rngs = nnx.Rngs(0)
-    layers = nnx.List([nnx.RNN(nnx.OptimizedLSTMCell(n_in, hidden, rngs=rngs), rngs=False) for n_in, hidden in widths])
-    graphdef, params = nnx.split(layers, nnx.Param)
+def flax_timing(precision: str) -> Runner:
+    dtype = compute_dtype(precision)
 
-    def loss(params: Any, x: jax.Array) -> jax.Array:
-        for layer, (_, hidden) in zip(nnx.merge(graphdef, params), widths, strict=True):
-            zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
-            x = layer(x, initial_carry=(zeros, zeros))  # Flax's carry is (c, h)
-        return jnp.sum(x**2)
+    def run(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+        rngs = nnx.Rngs(0)
+        cells = [nnx.OptimizedLSTMCell(n_in, hidden, dtype=dtype, rngs=rngs) for n_in, hidden in widths]
+        layers = nnx.List([nnx.RNN(cell, rngs=False) for cell in cells])
+        graphdef, params = nnx.split(layers, nnx.Param)
 
-    return time_jax(loss, params, x, repeats)
+        def loss(params: Any, x: jax.Array) -> jax.Array:
+            x = x.astype(dtype)
+            for layer, (_, hidden) in zip(nnx.merge(graphdef, params), widths, strict=True):
+                zeros = jnp.zeros((x.shape[0], hidden), dtype)
+                x = layer(x, initial_carry=(zeros, zeros))  # Flax's carry is (c, h)
+            return jnp.sum(x.astype(jnp.float32) ** 2)
+
+        return time_jax(loss, params, x, repeats)
+
+    return run
 
 
 def cudnn_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
@@ -101,18 +126,35 @@ def cudnn_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> T
     return time_jax(loss, weights, x, repeats)
 
 
-def torch_timing(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+def torch_timing(precision: str) -> Runner:
+    def run(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Timing:
+        return time_torch(widths, x, repeats, precision)
+
+    return run
+
+
+def time_torch(widths: list[tuple[int, int]], x: jax.Array, repeats: int, precision: str) -> Timing:
+    import contextlib
+
     import torch
 
     device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
     lstm = torch.nn.LSTM(widths[0][0], widths[-1][1], num_layers=len(widths), batch_first=True).to(device)
     inputs = torch.from_numpy(np.asarray(x)).to(device).requires_grad_()
+    dtype = compute_dtype(precision)
 
     def step() -> None:
         lstm.zero_grad()
         inputs.grad = None
-        outputs, _ = lstm(inputs)
-        (outputs**2).sum().backward()
+        autocast = (
+            contextlib.nullcontext()
+            if dtype == jnp.float32
+            else torch.autocast(device_type=device, dtype=getattr(torch, str(jnp.dtype(dtype))))
+        )
+        with autocast:
+            outputs, _ = lstm(inputs)
+        (outputs.float() ** 2).sum().backward()
 
     def wait(_: Any) -> None:
         if device == "cuda":
@@ -132,19 +174,19 @@ def peak_gemm_flops(size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 / median_seconds(lambda: matmul(a), repeats, jax.block_until_ready)
 
 
-def implementations() -> dict[str, Callable[[list[tuple[int, int]], jax.Array, int], Timing]]:
+def implementations(precision: str) -> dict[str, Runner]:
     found = {
-        "jaxlstm-fused": jaxlstm_timing("fused"),
-        "jaxlstm-textbook": jaxlstm_timing("textbook"),
-        "flax-OptimizedLSTMCell": flax_timing,
+        "jaxlstm-fused": jaxlstm_timing("fused", precision),
+        "jaxlstm-textbook": jaxlstm_timing("textbook", precision),
+        "flax-OptimizedLSTMCell": flax_timing(precision),
     }
     try:
         import torch  # noqa: F401
 
-        found["torch-nn.LSTM"] = torch_timing
+        found["torch-nn.LSTM"] = torch_timing(precision)
     except ImportError:
         print("# torch not installed: skipped (pip install torch==2.13.0)")
-    if jax.default_backend() == "gpu":
+    if jax.default_backend() == "gpu" and compute_dtype(precision) == jnp.float32:
         found["jax.experimental.rnn-cudnn"] = cudnn_timing
     return found
 
@@ -193,6 +235,7 @@ def main() -> None:
     parser.add_argument("--batch", default="32,256")
     parser.add_argument("--models", default="layer,stacked")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument(
         "--max-gflop",
         type=float,
@@ -201,6 +244,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     max_gflop = args.max_gflop if args.max_gflop is not None else (40.0 if jax.default_backend() == "cpu" else 0.0)
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.precision == "tf32" else "highest")
 
     env = environment()
     env["peak_gemm_gflops"] = peak_gemm_flops() / 1e9
@@ -217,7 +261,7 @@ def main() -> None:
             skipped.append(config)
             continue
         x = jax.random.normal(jax.random.key(1), (batch, time_steps, widths[0][0]), jnp.float32)
-        for name, timing in implementations().items():
+        for name, timing in implementations(args.precision).items():
             compile_seconds, seconds = timing(widths, x, args.repeats)
             row = {
                 **config,
@@ -257,10 +301,11 @@ def main() -> None:
             for name in {n for ratios in speedups.values() for n in ratios}
         },
     }
-    folder = write_results("throughput", content)
-    plot(results, env, folder / "throughput.png")
+    name = "throughput" if args.precision == "float32" else f"throughput-{args.precision}"
+    folder = write_results(name, content)
+    plot(results, env, folder / f"{name}.png")
     print(f"median time ratio to jaxlstm-fused (>1: slower than ours): {content['median_ratio_to_jaxlstm_fused']}")
-    print(f"wrote {folder}/throughput.json and .png")
+    print(f"wrote {folder}/{name}.json and .png")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ __all__ = [
     "ARCHITECTURES",
     "BUNDLED_CSV",
     "CONFIG_VERSION",
+    "PRECISIONS",
     "TARGET_TRANSFORMS",
     "TUTORIAL_ROWS",
     "BacktestConfig",
@@ -54,16 +55,18 @@ BUNDLED_CSV = Path(__file__).resolve().parents[1] / "data" / "GOOG.csv"
 """The bundled public-domain GOOG prices (see data/README.md), used when no CSV is given."""
 TUTORIAL_ROWS = 230
 """Rows of the bundled CSV used by default: its last 230, the length of the tutorial's window."""
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 """Version of the ``config.json`` schema; 1 is the unversioned format of runs written before it, 2 lacks the
 horizon (``data.horizon``, ``data.strategy``, ``model.outputs``) and the bands (``backtest.levels``,
-``backtest.mc_dropout``, ``backtest.calibration_window``)."""
+``backtest.mc_dropout``, ``backtest.calibration_window``), 3 the precision (``model.precision``)."""
 
 Architecture = Literal["vanilla", "stacked", "bidirectional", "conv"]
 ARCHITECTURES: tuple[str, ...] = ("vanilla", "stacked", "bidirectional", "conv")
 MissingPolicy = Literal["error", "drop", "ffill"]
 Implementation = Literal["fused", "textbook"]
 Convolution = Literal["gemm", "xla"]
+Precision = Literal["float32", "bfloat16", "float16"]
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "float16")
 Optimizer = Literal["adam", "keras_adam"]
 TargetTransform = Literal["level", "diff", "log-return"]
 TARGET_TRANSFORMS: tuple[str, ...] = ("level", "diff", "log-return")
@@ -378,6 +381,9 @@ class ModelConfig(_Section):
         hoist_input: LSTM layers, fused path: compute the input projection for all steps before the loop.
         unroll: time steps per loop iteration of ``jax.lax.scan``.
         convolution: ConvLSTM layers: ``gemm`` (im2col and one matmul) or ``xla`` (``lax.conv_general_dilated``).
+        precision: the compute dtype of the layers and the head. ``float32``; or ``bfloat16`` / ``float16``
+            (mixed precision): weights, optimizer state, cell state, loss and forecasts stay float32, the matmuls,
+            gates and ``h`` are computed in the lower precision.
     """
 
     arch: Architecture = _option("stacked", None, "LSTM variant", choices=ARCHITECTURES)
@@ -394,6 +400,9 @@ class ModelConfig(_Section):
     hoist_input: bool = _option(True, "flag", "fused LSTM: input projection as one matmul before the loop")
     unroll: int = _option(1, "count", "time steps per loop iteration of lax.scan", parse=int)
     convolution: Convolution = _option("gemm", None, "ConvLSTM: how convolutions are computed", choices=("gemm", "xla"))
+    precision: Precision = _option(
+        "float32", None, "compute dtype; bfloat16/float16 keep float32 weights and cell state", choices=PRECISIONS
+    )
 
     def __repr__(self) -> str:
         """The architecture's fields; the ConvLSTM's only for ``conv``, the fast-path choices only when not default."""
@@ -642,8 +651,8 @@ class RunConfig:
         version = content.pop("version", 1)
         if version == 1:
             content = _upgrade_version_1(content)
-        elif version == 2:
-            content = _upgrade_version_2(content)
+        elif version in (2, 3):
+            content = _upgrade_version_3(_upgrade_version_2(content) if version == 2 else content)
         elif version != CONFIG_VERSION:
             raise RunError(
                 f"{source}: configuration version {version!r}; this jaxlstm reads versions 1 to {CONFIG_VERSION}, "
@@ -692,6 +701,14 @@ def _upgrade_version_2(content: dict[str, Any]) -> dict[str, Any]:
     for key, added in added_in_3:
         if isinstance(content.get(key), dict):
             upgraded[key] = {**added, **content[key]}
+    return upgraded
+
+
+def _upgrade_version_3(content: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 computed in float32."""
+    upgraded = dict(content)
+    if isinstance(content.get("model"), dict):
+        upgraded["model"] = {"precision": "float32", **content["model"]}
     return upgraded
 
 

@@ -20,6 +20,7 @@ stacked 71,051, bidirectional 202,101, conv 51,009).
 import math
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm.config import ModelConfig
@@ -39,6 +40,7 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
     returns sequences.
     """
     layers: list[RecurrentLayer] = []
+    mixed = {} if config.precision == "float32" else {"dtype": config.precision, "cell_dtype": jnp.float32}
     if config.arch == "conv":
         shape = (config.subsequence_length, config.n_features)
         for index in range(config.layers):
@@ -49,6 +51,7 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
                 return_sequences=index < config.layers - 1,
                 unroll=config.unroll,
                 convolution=config.convolution,
+                **mixed,
                 rngs=rngs,
             )
             layers.append(layer)
@@ -61,6 +64,7 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
             "unroll": config.unroll,
             "implementation": config.implementation,
             "hoist_input": config.hoist_input,
+            **mixed,
             "rngs": rngs,
         }
         layer: RecurrentLayer = LSTM(in_features, config.units, **options)
@@ -73,7 +77,8 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
 
 class Forecaster(nnx.Module):
     """Maps windows (batch, time, n_features) to scaled forecasts: (batch,), the next day, for one output;
-    (batch, outputs), the next ``outputs`` days, for more.
+    (batch, outputs), the next ``outputs`` days, for more. Forecasts are float32 whatever the compute precision
+    (``ModelConfig.precision``).
 
     Attributes:
         config: the :class:`~jaxlstm.config.ModelConfig` it was built from.
@@ -85,18 +90,43 @@ class Forecaster(nnx.Module):
         self.config = config
         layers, width = recurrent_layers(config, rngs)
         self.recurrent = Stacked(layers, dropout=config.dropout)
-        self.head = nnx.Linear(width, config.outputs, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
+        self.head = nnx.Linear(
+            width,
+            config.outputs,
+            kernel_init=nnx.initializers.glorot_uniform(),
+            dtype=None if config.precision == "float32" else config.precision,
+            rngs=rngs,
+        )
 
     def stack_inputs(self, x: Array) -> Array:
         """What the recurrent stack reads: the windows (batch, time, features) themselves, or for ``conv`` the
         windows cut into sub-sequences (batch, time // length, length, features)."""
         return to_subsequences(x, self.config.subsequence_length) if self.config.arch == "conv" else x
 
-    def __call__(self, x: Array, *, dropout_key: Array | None = None) -> Array:
+    def __call__(
+        self,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+        dropout_key: Array | None = None,
+    ) -> Array:
         """Scaled forecasts (batch,) or (batch, outputs) for windows x (batch, time, n_features); dropout only with a
-        key."""
-        features = self.recurrent(self.stack_inputs(x), dropout_key=dropout_key)
+        key. A ``mask`` (batch, time) or ``lengths`` (batch,) lets windows of different lengths share a batch (each
+        padded at its end; see :class:`~jaxlstm.layers.LSTM`); ``conv`` reads days in blocks and refuses them.
+
+        Raises:
+            ValueError: a mask or lengths for the ``conv`` architecture.
+        """
+        if self.config.arch == "conv" and (mask is not None or lengths is not None):
+            raise ValueError(
+                "the conv architecture reads its window in blocks of days, which a per-day mask or lengths cannot "
+                "skip; pad the windows to full length instead"
+            )
+        features = self.recurrent(self.stack_inputs(x), mask=mask, lengths=lengths, dropout_key=dropout_key)
         forecasts = self.head(features.reshape(features.shape[0], -1))
+        if self.config.precision != "float32":
+            forecasts = forecasts.astype(jnp.float32)
         return forecasts[..., 0] if self.config.outputs == 1 else forecasts
 
 

@@ -118,3 +118,16 @@ def test_unusable_cache_folder_warns_and_compiles_without_it(tmp_path: Path, cap
     assert len(warning) == 1 and warning[0].startswith("jaxlstm: warning: compiling without a cache: cannot create")
     assert f"a-file/cache (Not a directory); set {CACHE_ENV} to a writable folder" in warning[0]
     assert (tmp_path / "run" / "config.json").exists() and not jax.config.jax_compilation_cache_dir
+
+
+def test_a_bfloat16_run_records_its_precision_and_predict_reproduces_it(tmp_path: Path) -> None:
+    """--precision bfloat16: float32 weights in the run, the precision in config.json, and predict rebuilds the same
+    mixed-precision model (its forecasts equal the run's own)."""
+    out = tmp_path / "bf16"
+    assert main(["train", *FAST, "--precision", "bfloat16", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["precision"] == "bfloat16"
+    predictions = tmp_path / "predictions.csv"
+    assert main(["predict", "--run", str(out), "--out", str(predictions)]) == 0
+    saved = pd.read_csv(out / "predictions.csv").set_index("Date")
+    predicted = pd.read_csv(predictions).set_index("Date")
+    np.testing.assert_allclose(predicted.loc[saved.index, "predicted"], saved["predicted"], rtol=1e-5)

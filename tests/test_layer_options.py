@@ -413,3 +413,46 @@ def test_bad_masks_rates_and_dtypes_get_one_line_errors(call, message: str) -> N
     with pytest.raises(ValueError) as error:
         call(layer, x)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("arch", ["stacked", "bidirectional", "conv"])
+def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(arch: str) -> None:
+    """Same seed, same float32 weights: the bfloat16 model's forecasts (float32) differ from the float32 model's
+    by bfloat16's rounding only, and training keeps the weights float32."""
+    from jaxlstm.config import TrainConfig, preset
+    from jaxlstm.models import Forecaster
+    from jaxlstm.train import fit
+
+    full = Forecaster(preset(arch, units=8), rngs=nnx.Rngs(0))
+    mixed = Forecaster(preset(arch, units=8, precision="bfloat16"), rngs=nnx.Rngs(0))
+    x = np.random.default_rng(23).uniform(size=(16, 60, 1)).astype(np.float32)
+    forecasts = mixed(x)
+    assert forecasts.dtype == jnp.float32
+    np.testing.assert_allclose(forecasts, full(x), atol=2e-2)
+    fit(mixed, x, x[:, -1, 0], TrainConfig(epochs=2, batch_size=8), progress=False)
+    leaves = jax.tree.leaves(nnx.state(mixed, nnx.Param))
+    assert all(leaf.dtype == jnp.float32 and np.isfinite(leaf).all() for leaf in leaves)
+
+
+@pytest.mark.parametrize("arch", ["vanilla", "stacked", "bidirectional"])
+def test_a_forecaster_with_lengths_forecasts_each_window_as_if_alone(arch: str) -> None:
+    """Windows of 60, 35 and 50 days padded to 60 share a batch: each forecast equals the short window's alone."""
+    from jaxlstm.config import preset
+    from jaxlstm.models import Forecaster
+
+    model = Forecaster(preset(arch, units=8), rngs=nnx.Rngs(0))
+    x = np.random.default_rng(24).uniform(size=(3, 60, 1)).astype(np.float32)
+    lengths = np.array([60, 35, 50])
+    padded = np.where(np.arange(60)[None, :, None] < lengths[:, None, None], x, 0.0)
+    forecasts = model(padded, lengths=jnp.asarray(lengths))
+    for row, length in enumerate(lengths):
+        np.testing.assert_allclose(forecasts[row], model(x[row : row + 1, :length])[0], atol=1e-6)
+
+
+def test_a_conv_forecaster_refuses_a_mask() -> None:
+    from jaxlstm.config import preset
+    from jaxlstm.models import Forecaster
+
+    model = Forecaster(preset("conv", units=4), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="the conv architecture reads its window in blocks of days"):
+        model(np.ones((2, 60, 1), np.float32), lengths=jnp.asarray([60, 30]))

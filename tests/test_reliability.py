@@ -796,7 +796,7 @@ def test_an_old_unversioned_run_still_predicts(tmp_path: Path, tiny_run: Path) -
     ("edit", "message"),
     [
         (lambda c: c["model"].update(colour="red"), "config.json: unknown key 'model.colour'; remove it"),
-        (lambda c: c.update(version=4), "config.json: configuration version 4; this jaxlstm reads versions 1 to 3"),
+        (lambda c: c.update(version=5), "config.json: configuration version 5; this jaxlstm reads versions 1 to 4"),
     ],
     ids=["config-unknown-key", "config-newer-version"],
 )
