@@ -367,9 +367,17 @@ class ConvLSTM(nnx.Module):
         x = jnp.asarray(x)
         compute = self.dtype or jnp.promote_types(x.dtype, self.kernel.dtype)
         x = x.astype(compute)
+        needed = (x.shape[0], *self.output_shape(x.shape[2:-1]))
         if initial_state is None:
-            zeros = jnp.zeros((x.shape[0], *self.output_shape(x.shape[2:-1])), compute)
+            zeros = jnp.zeros(needed, compute)
             initial_state = LSTMState(h=zeros, c=zeros)
+        if len(initial_state) != 2:
+            raise ValueError(f"initial_state must be (h, c), got {len(initial_state)} arrays")
+        for name, array in zip(("h", "c"), initial_state, strict=True):
+            if jnp.shape(array) != needed:
+                raise ValueError(
+                    f"initial_state {name} must be (batch, *out_spatial, filters) = {needed}, got {jnp.shape(array)}"
+                )
         initial_state = LSTMState(
             h=jnp.asarray(initial_state[0], compute), c=jnp.asarray(initial_state[1], self.cell_dtype or compute)
         )

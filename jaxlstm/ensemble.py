@@ -1,10 +1,11 @@
 """Many independent models in one compiled program: the epoch of :mod:`jaxlstm.train`, once per model.
 
 Each model has its own initial weights (its own seed), its own shuffling and dropout stream and its own optimizer
-state; they share the data, or each has its own. The models are spread over the local devices, the same number on
-each (:func:`model_layout`), with no communication between devices; a device trains its models in groups, the models
-of a group side by side under ``vmap`` and the groups one after another (``lax.map``): one model at a time on CPU,
-where that measured fastest, all at once elsewhere. Model ``k`` ends exactly where
+state; they share the data, or each has its own. The models are spread over the devices, the same number on each
+(:func:`model_layout`), with no communication between devices; with several processes, over every device of every
+process, each process training its share and all of them gathering the results. A device trains its models in
+groups, the models of a group side by side under ``vmap`` and the groups one after another (``lax.map``): one model
+at a time on CPU, where that measured fastest, all at once elsewhere. Model ``k`` ends exactly where
 ``fit(..., TrainConfig(seed=seeds[k], devices=1))`` ends.
 
 >>> import numpy as np
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
+from jaxlstm.runtime import gather, place
 from jaxlstm.train import BATCH_AXIS, History, TrainState, compile_ahead, make_epoch, make_optimizer
 
 __all__ = ["MODEL_AXIS", "Ensemble", "ModelLayout", "fit_ensemble", "model_layout"]
@@ -53,15 +55,16 @@ class ModelLayout(NamedTuple):
 
 
 def model_layout(n_models: int, models_at_once: int | None = None, *, devices: int | None = None) -> ModelLayout:
-    """Spreads ``n_models`` over ``devices`` local devices (default: all of them, but no more than models), the same
-    number on each.
+    """Spreads ``n_models`` over ``devices`` devices (default: all of them, but no more than models), the same number
+    on each: the local devices, or with several processes (:func:`jaxlstm.runtime.start_processes`) every device of
+    every process.
 
     ``models_at_once`` (default: 1 on CPU, all of a device's models elsewhere) is how many of a device's models train
     side by side under ``vmap``. Measured on a 2-core CPU (docs/performance.md), ``vmap`` made a core train its
     models *slower* than one after another: small batched matmuls cost more than the same matmuls back to back. On a
     GPU, one wide step for all models is the expected win.
     """
-    available = len(jax.local_devices())
+    available = len(jax.devices())
     if devices is not None and devices > available:
         raise ConfigError(
             f"the models were trained spread over {devices} device(s), but JAX sees {available} here; resume them "
@@ -73,7 +76,7 @@ def model_layout(n_models: int, models_at_once: int | None = None, *, devices: i
     per_device = math.ceil(n_models / devices)
     if models_at_once is None:
         models_at_once = 1 if jax.default_backend() == "cpu" else per_device
-    mesh = Mesh(np.asarray(jax.local_devices()[:devices]).reshape(devices, 1), (MODEL_AXIS, BATCH_AXIS))
+    mesh = Mesh(np.asarray(jax.devices()[:devices]).reshape(devices, 1), (MODEL_AXIS, BATCH_AXIS))
     return ModelLayout((devices, per_device), devices * per_device, min(models_at_once, per_device), mesh)
 
 
@@ -155,13 +158,9 @@ def fit_ensemble(
     else:
         state = dataclasses.replace(resume, history=dataclasses.replace(resume.history, loss=list(resume.history.loss)))
     sharding = NamedSharding(layout.mesh, P(MODEL_AXIS))
-    params, opt_state, keys = jax.device_put(per_device((state.params, state.opt_state, state.key)), sharding)
+    params, opt_state, keys = place(per_device((state.params, state.opt_state, state.key)), sharding)
     data = (np.asarray(x), np.asarray(y), *([np.asarray(n_valid, np.int32)] if own_data else []))
-    data = (
-        jax.device_put(per_device(data), sharding)
-        if own_data
-        else jax.device_put(data, NamedSharding(layout.mesh, P()))
-    )
+    data = place(per_device(data), sharding) if own_data else place(data, NamedSharding(layout.mesh, P()))
 
     n_windows = np.shape(x)[1] if own_data else len(x)
     epoch = make_epoch(graphdef, optimizer, n_windows, config.batch_size, shuffle=config.shuffle, mesh=layout.mesh)
@@ -185,7 +184,7 @@ def fit_ensemble(
     clock = time.perf_counter()
 
     def save() -> None:
-        state.params, state.opt_state, state.key = per_model((params, opt_state, keys))
+        state.params, state.opt_state, state.key = per_model(gather((params, opt_state, keys)))
         state.history.train_seconds += time.perf_counter() - clock
         on_checkpoint(state)
 
@@ -194,7 +193,7 @@ def fit_ensemble(
         keys, epoch_keys = pairs[:, :, 0], pairs[:, :, 1]
         params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, *data)
         state.epoch += 1
-        state.history.loss.append(np.asarray(loss).reshape(-1)[:n_models].tolist())
+        state.history.loss.append(np.asarray(gather(loss)).reshape(-1)[:n_models].tolist())
         if not np.all(np.isfinite(state.history.loss[-1])):
             bad = np.flatnonzero(~np.isfinite(state.history.loss[-1]))
             named = ", ".join(f"{k} (seed {seeds[k]})" for k in bad)
@@ -211,7 +210,8 @@ def fit_ensemble(
         save()
     else:
         state.history.train_seconds += time.perf_counter() - clock
+    params = gather(params)
     for k, model in enumerate(models):
-        nnx.update(model, jax.tree.map(lambda leaf, k=k: leaf[divmod(k, layout.grid[1])], params))
+        nnx.update(model, jax.tree.map(lambda leaf, k=k: jnp.asarray(leaf[divmod(k, layout.grid[1])]), params))
     losses = np.asarray(state.history.loss, np.float64).reshape(-1, n_models)
     return Ensemble(models, losses, state.history.compile_seconds, state.history.train_seconds)

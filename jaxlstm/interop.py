@@ -203,6 +203,12 @@ def _check_and_assign(module: Module, peer: _PeerModel, *, require_head: bool) -
                 f"{theirs.name} reads the sequence {way} but jaxlstm layer {index} has reverse={layer.reverse}; build "
                 f"it with LSTM(..., reverse={theirs.reverse})"
             )
+        if theirs.reverse and theirs.return_sequences and index < len(peer.layers) - 1:
+            raise InteropError(
+                f"{theirs.name} has go_backwards=True and feeds its outputs, in reverse time order, to the next "
+                "layer; jaxlstm's reversed layer keeps them aligned, which computes another function (wrap it in a "
+                "Bidirectional layer)"
+            )
         if theirs.return_sequences is not None and theirs.return_sequences != layer.return_sequences:
             raise InteropError(
                 f"{theirs.name} has return_sequences={theirs.return_sequences} but jaxlstm layer {index} "
@@ -559,7 +565,8 @@ def _keras_own_dropout(config: dict[str, Any] | None) -> tuple[float, float] | N
     """A Keras LSTM's ``(dropout, recurrent_dropout)``, None for an unknown config."""
     if config is None:
         return None
-    return float(config.get("dropout", 0.0)), float(config.get("recurrent_dropout", 0.0))
+    rates = (float(config.get("dropout", 0.0)), float(config.get("recurrent_dropout", 0.0)))
+    return tuple(rate if 0.0 < rate < 1.0 else 0.0 for rate in rates)  # Keras drops nothing at a rate of 0 or 1
 
 
 def _keras_params(weights: list[np.ndarray], bias: bool) -> tuple[LSTMParams, int]:
@@ -610,7 +617,13 @@ def _keras_peer(records: list[_KerasRecord], source: str) -> _PeerModel:
                     inner_config = inner.get("config", {})
                     _check_keras_lstm(inner_config, f"{where} ({key})", backwards=backwards)
                     sequences = bool(inner_config.get("return_sequences", False))
-                    own_dropout = own_dropout or _keras_own_dropout(inner_config)
+                    rates = _keras_own_dropout(inner_config)
+                    if own_dropout is not None and rates != own_dropout:
+                        raise InteropError(
+                            f"{where}: its directions have different dropouts {own_dropout} and {rates}; jaxlstm's "
+                            "Bidirectional LSTMs take one pair of rates"
+                        )
+                    own_dropout = rates
             forward_bias, backward_bias = _keras_biases("Bidirectional", config)
             forward, taken = _keras_params(record.weights, forward_bias)
             backward, _ = _keras_params(record.weights[taken:], backward_bias)

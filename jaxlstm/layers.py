@@ -151,9 +151,11 @@ def sequence_mask(x: Array, mask: Array | None, lengths: Array | None) -> Array 
     Raises:
         ValueError: both given, or either of the wrong shape or type.
     """
+    if mask is None and lengths is None:
+        return None
     if mask is not None and lengths is not None:
         raise ValueError("pass a mask or lengths, not both: lengths (batch,) stand for the mask arange(time) < lengths")
-    needed = tuple(x.shape[:2])
+    needed = tuple(jnp.shape(x)[:2])
     if lengths is not None:
         lengths = jnp.asarray(lengths)
         if lengths.shape != needed[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer):
@@ -161,8 +163,6 @@ def sequence_mask(x: Array, mask: Array | None, lengths: Array | None) -> Array 
         if not isinstance(lengths, jax.core.Tracer) and not bool(jnp.all((lengths >= 0) & (lengths <= needed[1]))):
             raise ValueError(f"lengths must lie in [0, {needed[1]}] (the time steps), got {lengths.tolist()}")
         return jnp.arange(needed[1]) < lengths[:, None]
-    if mask is None:
-        return None
     mask = jnp.asarray(mask)
     if mask.shape != needed:
         raise ValueError(f"mask must be (batch, time) = {needed}, got {mask.shape}")
@@ -266,8 +266,8 @@ class LSTM(nnx.Module):
         return zeros._replace(c=zeros.c.astype(self.cell_dtype or compute))
 
     def _compute_dtype(self, x: Array) -> jnp.dtype:
-        """``dtype``, or the wider of x's floating type and the weights' (integers and float16 compute in
-        float32)."""
+        """``dtype``, or the wider of x's floating type and the weights' (with float32 weights, integers and float16
+        compute in float32)."""
         return self.dtype or jnp.promote_types(x.dtype, self.W.dtype)
 
     def _inputs(self, x: Array) -> Array:
@@ -395,7 +395,11 @@ def floating_dtypes(
     for name, value in (("dtype", dtype), ("param_dtype", param_dtype), ("cell_dtype", cell_dtype)):
         if value is None:
             continue
-        if not jnp.issubdtype(value, jnp.floating):
+        try:
+            floating = jnp.issubdtype(value, jnp.floating)
+        except TypeError:
+            floating = False
+        if not floating:
             raise ValueError(f"{name} must be a floating dtype (float32, bfloat16, float16, float64), got {value}")
         if jnp.dtype(value) == jnp.float64 and not jax.config.jax_enable_x64:
             raise ValueError(
@@ -510,7 +514,7 @@ def dropout_masks(key: Array, shapes: Sequence[tuple[int, ...]], rate: float | S
     [(2, 3), (4,)]
     """
     sizes = [math.prod(shape) for shape in shapes]
-    rates = [rate] * len(shapes) if isinstance(rate, numbers.Real) else list(rate)
+    rates = [float(rate)] * len(shapes) if jnp.ndim(rate) == 0 else [float(each) for each in rate]
     uniform = jax.random.uniform(key, (sum(sizes),))
     keep = {each_rate: uniform < 1.0 - each_rate for each_rate in set(rates)}
     ends = list(itertools.accumulate(sizes))
@@ -593,11 +597,12 @@ class Stacked(nnx.Module):
 def call_layer(
     layer: RecurrentLayer, x: Array, initial_state: Any, mask: Array | None, dropout_key: Array | None
 ) -> tuple[Array, Any]:
-    """``layer(x, initial_state, mask=mask, return_state=True)``, with the ``dropout_key`` if the layer has dropout
-    of its own."""
+    """``layer(x, initial_state, return_state=True)``, with the ``mask`` if there is one and the ``dropout_key`` if
+    the layer has dropout of its own (so a layer written without either still stacks)."""
+    options = {} if mask is None else {"mask": mask}
     if has_own_dropout(layer):
-        return layer(x, initial_state, mask=mask, dropout_key=dropout_key, return_state=True)
-    return layer(x, initial_state, mask=mask, return_state=True)
+        options["dropout_key"] = dropout_key
+    return layer(x, initial_state, return_state=True, **options)
 
 
 def has_own_dropout(layer: RecurrentLayer) -> bool:

@@ -606,9 +606,10 @@ def estimate_memory(
 
 def _available_memory() -> tuple[int, str]:
     """Bytes free for training on the default device, and what they are, for messages."""
-    stats = jax.devices()[0].memory_stats() or {}
+    device = jax.local_devices()[0]
+    stats = device.memory_stats() or {}
     if "bytes_limit" in stats:
-        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), f"{jax.devices()[0].device_kind} memory"
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), f"{device.device_kind} memory"
     try:
         with open("/proc/meminfo") as meminfo:
             fields = dict(line.split(":", 1) for line in meminfo)

@@ -530,3 +530,31 @@ def test_a_multi_day_keras_model_converts_only_with_its_horizon(tmp_path: Path, 
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     with pytest.raises(RunError, match=r"its model forecasts 5 day\(s\) at once but its data settings need 1"):
         load_run(tmp_path / "run")
+
+
+def test_keras_settings_that_would_compute_another_function_are_refused_or_mapped() -> None:
+    """A go_backwards layer feeding its (reversed) sequence to another layer is refused; a Keras dropout rate of 1
+    (which drops nothing in Keras) loads as 0; a Bidirectional whose directions' dropouts differ is refused."""
+    model = keras.Sequential(
+        [keras.Input((6, 3)), keras.layers.LSTM(4, go_backwards=True, return_sequences=True), keras.layers.LSTM(4)]
+    )
+    stack = Stacked([LSTM(3, 4, reverse=True, rngs=nnx.Rngs(0)), LSTM(4, 4, return_sequences=False, rngs=nnx.Rngs(1))])
+    with (
+        pytest.raises(InteropError, match="feeds its outputs, in reverse time order, to the next layer"),
+        pytest.warns(UserWarning, match="Keras returns its outputs in reverse time order"),
+    ):
+        load_keras(stack, model)
+    full = keras.layers.LSTM(4, dropout=1.0)
+    full.build((2, 6, 3))
+    ours = load_keras(LSTM(3, 4, return_sequences=False, rngs=nnx.Rngs(0)), full)
+    assert ours.dropout == 0.0
+    mixed = keras.layers.Bidirectional(
+        keras.layers.LSTM(4, dropout=0.1), backward_layer=keras.layers.LSTM(4, dropout=0.3, go_backwards=True)
+    )
+    mixed.build((2, 6, 3))
+    target = Bidirectional(
+        LSTM(3, 4, return_sequences=False, rngs=nnx.Rngs(0)),
+        LSTM(3, 4, return_sequences=False, reverse=True, rngs=nnx.Rngs(1)),
+    )
+    with pytest.raises(InteropError, match="its directions have different dropouts"):
+        load_keras(target, mixed)

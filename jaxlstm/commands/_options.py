@@ -11,6 +11,7 @@ from jaxlstm.errors import RunError
 __all__ = [
     "add_config_options",
     "add_data_source",
+    "add_process_options",
     "config_values",
     "model_from_options",
     "option_flags",
@@ -81,13 +82,33 @@ def add_data_source(parser: argparse.ArgumentParser, *, missing: bool = False) -
         add_config_options(parser, DataConfig, ("missing",))
 
 
-def start_jax() -> None:
-    """Process settings before the first JAX computation: each CPU core a JAX device, and the persistent
-    compilation cache (:mod:`jaxlstm.runtime`). Commands call it once their arguments are checked."""
-    from jaxlstm.runtime import use_compilation_cache, use_cpu_cores
+def add_process_options(parser: Any) -> None:
+    """``--coordinator``, ``--processes`` and ``--process-id``: this process's place among several
+    (:func:`jaxlstm.runtime.start_processes`)."""
+    group = parser.add_argument_group(
+        "several processes (JAX's multi-process runtime; default: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+        "JAX_PROCESS_ID, or SLURM's variables; docs/scale.md)"
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, which every process joins")
+    group.add_argument("--processes", type=int, metavar="N", help="how many processes run this command together")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process's rank, 0..N-1 (0 writes the run)")
+
+
+def start_jax(args: argparse.Namespace | None = None) -> bool:
+    """Process settings before the first JAX computation: each CPU core a JAX device, the persistent compilation
+    cache, and, for a command with :func:`add_process_options`, the multi-process runtime (:mod:`jaxlstm.runtime`).
+    Commands call it once their arguments are checked. Returns whether this process writes the results: it runs
+    alone, or it is process 0."""
+    from jaxlstm.runtime import start_processes, use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()
     use_compilation_cache()
+    place = [getattr(args, name, None) for name in ("coordinator", "processes", "process_id")]
+    if start_processes(*place) == 1:
+        return True
+    import jax
+
+    return jax.process_index() == 0
 
 
 def output_directory(out: Path) -> Path:

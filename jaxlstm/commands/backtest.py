@@ -10,7 +10,13 @@ import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxlstm.commands._options import add_config_options, config_values, model_from_options, start_jax
+from jaxlstm.commands._options import (
+    add_config_options,
+    add_process_options,
+    config_values,
+    model_from_options,
+    start_jax,
+)
 from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
 from jaxlstm.config import (
     BUNDLED_CSV,
@@ -67,6 +73,7 @@ def add_parser(commands: Any) -> None:
         metavar="RUN",
         help="finish an interrupted backtest directory, with the settings saved in it (no other options)",
     )
+    add_process_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -79,6 +86,7 @@ class _Setup(NamedTuple):
     meta: dict
     resume: Any = None
     overwrite: bool = False
+    writes: bool = True  # this process writes the run: it runs alone, or it is process 0 of several
 
 
 def _new_run(args: argparse.Namespace) -> _Setup:
@@ -93,27 +101,28 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     if backtest.mc_dropout is not None and model.dropout == 0:
         raise ConfigError("--mc-dropout draws the models' dropout masks, but --dropout is 0; pass --dropout 0.2")
     train = TrainConfig(**config_values(args, TrainConfig))
-    start_jax()
+    writes = start_jax(args)
     from jaxlstm.backtest import folds_digest, make_folds
     from jaxlstm.data import load_frame, record
     from jaxlstm.runs import check_destination
     from jaxlstm.train import check_memory
 
     out = args.out or DEFAULT_OUT
-    check_destination(out, overwrite=args.overwrite)
+    if writes:  # the others write nothing, and would see process 0's lock
+        check_destination(out, overwrite=args.overwrite)
     frame = load_frame(data)
     folds = make_folds(frame, data, backtest)
     largest = max(len(fold.dataset.x_train) for fold in folds)
     check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds)
     config = RunConfig(record(data, frame), model, train, backtest=backtest)
     meta = {"config": config.to_dict(), "folds_sha256": folds_digest(folds)}
-    return _Setup(out, config, folds, meta, overwrite=args.overwrite)
+    return _Setup(out, config, folds, meta, overwrite=args.overwrite, writes=writes)
 
 
 def _resumed_run(args: argparse.Namespace) -> _Setup:
     """Reads an interrupted backtest's newest intact checkpoint and reloads its data; writes nothing."""
     reject_settings(args, BacktestConfig, DataConfig, ModelConfig, TrainConfig)
-    start_jax()
+    writes = start_jax(args)
     from flax import nnx
 
     from jaxlstm.backtest import folds_digest, make_folds
@@ -129,7 +138,7 @@ def _resumed_run(args: argparse.Namespace) -> _Setup:
         )
     models = config.backtest.folds * config.backtest.seeds
     resume = checkpoint.train_state(Forecaster(config.model, rngs=nnx.Rngs(0)), config.train, models=models)
-    return _Setup(args.resume, config, folds, checkpoint.meta, resume=resume)
+    return _Setup(args.resume, config, folds, checkpoint.meta, resume=resume, writes=writes)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -143,6 +152,18 @@ def run(args: argparse.Namespace) -> None:
     from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, check_destination, clear_run, save_backtest
 
     config, out = setup.config, setup.out
+    if not setup.writes:  # one of several processes, not process 0: it trains its share of the models
+        run_backtest(
+            setup.folds,
+            config.model,
+            config.train,
+            config.backtest.seeds,
+            resume=setup.resume,
+            checkpoint_every=args.checkpoint_every,
+            on_checkpoint=lambda state: None,  # the gather is collective; process 0 writes the checkpoint
+            dropout_samples=config.backtest.mc_dropout,
+        )
+        return
     writer = CheckpointWriter(
         out / BACKTEST_CHECKPOINTS_DIR,
         setup.meta,

@@ -1,0 +1,114 @@
+"""`jaxlstm backtest` across two processes on 127.0.0.1, with JAX's own multi-process runtime (gloo collectives on
+CPU), each process with 2 CPU devices: the forecasts equal a single process's, and a run whose processes are killed
+mid-run resumes, in two processes again, to the same forecasts."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxlstm.commands import main
+from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = [
+    *("--last-rows", "260", "--folds", "2", "--test-days", "5", "--train-days", "120", "--seeds", "2"),
+    *("--arch", "vanilla", "--units", "4", "--epochs", "4", "--quiet"),
+]
+SLOW_CHILD = """
+import sys, time
+import jaxlstm.checkpoint
+from jaxlstm.commands import main
+save = jaxlstm.checkpoint.CheckpointWriter.__call__
+def save_then_pause(self, state):  # widens the window in which the parent's SIGKILL lands; the numbers are untouched
+    path = save(self, state)
+    time.sleep(1.0)
+    return path
+jaxlstm.checkpoint.CheckpointWriter.__call__ = save_then_pause
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(arguments: list[str], *, code: str | None = None) -> list[subprocess.Popen]:
+    """Both processes of one run, each told the coordinator's address, the process count and its id."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }
+    start = [sys.executable, "-c", code] if code else [sys.executable, "-m", "jaxlstm"]
+    return [
+        subprocess.Popen(
+            [*start, *arguments, "--coordinator", f"127.0.0.1:{port}", "--processes", "2", "--process-id", str(rank)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for rank in range(2)
+    ]
+
+
+def finish(processes: list[subprocess.Popen], timeout: float = 240) -> None:
+    for process in processes:
+        _, err = process.communicate(timeout=timeout)
+        assert process.returncode == 0, err[-3000:]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "run"
+    assert main(["backtest", *SETTINGS, "--out", str(out)]) == 0
+    return out
+
+
+def forecasts(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "predictions.csv")
+
+
+def assert_same_forecasts(run: Path, reference: Path) -> None:
+    ours, theirs = forecasts(run), forecasts(reference)
+    assert list(ours.columns) == list(theirs.columns) and len(ours) == len(theirs)
+    numeric = ours.select_dtypes("number").columns
+    np.testing.assert_allclose(ours[numeric].to_numpy(), theirs[numeric].to_numpy(), rtol=1e-5)
+
+
+def test_two_processes_give_the_forecasts_of_one(single: Path, tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    finish(launch(["backtest", *SETTINGS, "--out", str(out)]))
+    assert_same_forecasts(out, single)
+    assert not (out / BACKTEST_CHECKPOINTS_DIR).exists()
+
+
+def test_processes_killed_mid_run_resume_together(single: Path, tmp_path: Path) -> None:
+    """SIGKILL process 1 once process 0 wrote the checkpoint of epoch 2 (process 0, waiting for its peer, is killed
+    too, as a launcher would), then `--resume` in two new processes."""
+    out = tmp_path / "killed"
+    processes = launch(["backtest", *SETTINGS, "--checkpoint-every", "1", "--out", str(out)], code=SLOW_CHILD)
+    try:
+        deadline = time.monotonic() + 240
+        while not any((out / BACKTEST_CHECKPOINTS_DIR).glob("epoch-000002*")):
+            assert all(p.poll() is None for p in processes), processes[0].stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint of epoch 2 within 240 s"
+            time.sleep(0.05)
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+    assert not (out / "predictions.csv").exists()
+    finish(launch(["backtest", "--resume", str(out)]))
+    assert_same_forecasts(out, single)
