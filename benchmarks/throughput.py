@@ -16,13 +16,15 @@ and, on GPU, ``jax.experimental.rnn.lstm`` (cuDNN).
     .venv/bin/python benchmarks/throughput.py            # default sweep, large configurations skipped on CPU
     .venv/bin/python benchmarks/throughput.py --max-gflop 0   # the whole grid, no skipping
     .venv/bin/python benchmarks/throughput.py --precision bfloat16
+    .venv/bin/python benchmarks/throughput.py --precision float32,tf32,bfloat16   # all three in one file (GPU suite)
 
 ``--precision``: ``float32`` (matmuls at full fp32 precision: JAX's ``highest``, PyTorch without TF32),
 ``tf32`` (TensorFloat-32 matmuls where the GPU has them; the same as float32 on a CPU), ``bfloat16`` or
 ``float16`` (jaxlstm's mixed precision, ``LSTM(dtype=..., cell_dtype=float32)`` with float32 weights; Flax's cell
 with ``dtype``; PyTorch under ``torch.autocast``; the cuDNN path of ``jax.experimental.rnn`` runs float32 only).
 
-Writes benchmarks/results/<machine>/throughput.json and .png (``throughput-<precision>`` for the others).
+Writes benchmarks/results/<machine>/throughput.json and .png for float32 alone, ``throughput-<precisions>`` for the
+others; an implementation run in another precision than float32 is labelled ``name [precision]``.
 """
 
 import argparse
@@ -235,7 +237,7 @@ def main() -> None:
     parser.add_argument("--batch", default="32,256")
     parser.add_argument("--models", default="layer,stacked")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--precision", default="float32", help=f"comma-separated, of {', '.join(PRECISIONS)}")
     parser.add_argument(
         "--max-gflop",
         type=float,
@@ -244,7 +246,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     max_gflop = args.max_gflop if args.max_gflop is not None else (40.0 if jax.default_backend() == "cpu" else 0.0)
-    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.precision == "tf32" else "highest")
+    precisions = args.precision.split(",")
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        parser.error(f"--precision {unknown[0]!r}: use {', '.join(PRECISIONS)}")
+    jax.config.update("jax_default_matmul_precision", "highest")
 
     env = environment()
     env["peak_gemm_gflops"] = peak_gemm_flops() / 1e9
@@ -261,11 +267,14 @@ def main() -> None:
             skipped.append(config)
             continue
         x = jax.random.normal(jax.random.key(1), (batch, time_steps, widths[0][0]), jnp.float32)
-        for name, timing in implementations(args.precision).items():
+        runs = [(precision, *runner) for precision in precisions for runner in implementations(precision).items()]
+        for precision, name, timing in runs:
+            jax.config.update("jax_default_matmul_precision", "tensorfloat32" if precision == "tf32" else "highest")
             compile_seconds, seconds = timing(widths, x, args.repeats)
             row = {
                 **config,
-                "implementation": name,
+                "implementation": name if precision == "float32" else f"{name} [{precision}]",
+                "precision": precision,
                 "compile_seconds": compile_seconds,
                 "seconds": seconds,
                 "gflops": flops / seconds / 1e9,
@@ -273,7 +282,8 @@ def main() -> None:
             }
             results.append(row)
             print(
-                f"{model:7} T={time_steps:<4} B={batch:<4} H={hidden:<5} {name:24} {1000 * seconds:10.2f} ms "
+                f"{model:7} T={time_steps:<4} B={batch:<4} H={hidden:<5} {row['implementation']:36} "
+                f"{1000 * seconds:10.2f} ms "
                 f"{row['gflops']:8.1f} GFLOP/s ({100 * row['fraction_of_peak']:.0f}% of peak), "
                 f"compile {compile_seconds:.1f} s",
                 flush=True,
@@ -281,14 +291,15 @@ def main() -> None:
     for config in skipped:
         print(f"skipped (over --max-gflop {max_gflop}): {config}")
     speedups = {}
-    for key in {(r["model"], r["time"], r["batch"], r["hidden"]) for r in results}:
+    for key in {(r["model"], r["time"], r["batch"], r["hidden"], r["precision"]) for r in results}:
         row = {
             r["implementation"]: r["seconds"]
             for r in results
-            if (r["model"], r["time"], r["batch"], r["hidden"]) == key
+            if (r["model"], r["time"], r["batch"], r["hidden"], r["precision"]) == key
         }
-        if "jaxlstm-fused" in row:
-            speedups["/".join(map(str, key))] = {n: s / row["jaxlstm-fused"] for n, s in row.items()}
+        fused = "jaxlstm-fused" if key[-1] == "float32" else f"jaxlstm-fused [{key[-1]}]"
+        if fused in row:
+            speedups["/".join(map(str, key))] = {n: s / row[fused] for n, s in row.items()}
     content = {
         "environment": env,
         "flop_convention": "matmuls only, 2 per multiply-add; forward+backward = 3x forward",
@@ -301,7 +312,7 @@ def main() -> None:
             for name in {n for ratios in speedups.values() for n in ratios}
         },
     }
-    name = "throughput" if args.precision == "float32" else f"throughput-{args.precision}"
+    name = "throughput" if precisions == ["float32"] else f"throughput-{'-'.join(precisions)}"
     folder = write_results(name, content)
     plot(results, env, folder / f"{name}.png")
     print(f"median time ratio to jaxlstm-fused (>1: slower than ours): {content['median_ratio_to_jaxlstm_fused']}")

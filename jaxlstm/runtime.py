@@ -18,19 +18,31 @@ from jax.experimental import multihost_utils
 
 from jaxlstm.errors import ConfigError
 
-__all__ = ["CACHE_ENV", "gather", "place", "start_processes", "use_compilation_cache", "use_cpu_cores"]
+__all__ = [
+    "CACHE_ENV",
+    "CPU_DEVICES_ENV",
+    "gather",
+    "place",
+    "start_processes",
+    "use_compilation_cache",
+    "use_cpu_cores",
+]
 
 CACHE_ENV = "JAXLSTM_CACHE_DIR"
+CPU_DEVICES_ENV = "JAXLSTM_CPU_DEVICES"
 
 
 def use_cpu_cores() -> int:
     """Exposes each core this process may run on as one JAX CPU device, so that :func:`jaxlstm.train.fit` can split
     batches over them. XLA runs each small step of a recurrence on one core; two devices keep two cores busy.
 
+    ``$JAXLSTM_CPU_DEVICES`` (a whole number) sets another count: 1 keeps everything on one device, and more devices
+    than cores lets one machine stand in for a bigger one (tests, and the scaling benchmarks).
+
     Call it before the first JAX computation (the CLI and the benchmarks do); later, it changes nothing.
     Returns the number of CPU devices JAX will use.
     """
-    cores = len(os.sched_getaffinity(0))
+    cores = _environment_count(CPU_DEVICES_ENV) or len(os.sched_getaffinity(0))
     try:
         jax.config.update("jax_num_cpu_devices", cores)
     except RuntimeError:  # the CPU backend already started

@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from jaxlstm import runtime
 from jaxlstm.config import ModelConfig, TrainConfig, check_count
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.introspect import trace_gates
@@ -123,7 +124,16 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 def split_devices(batch_size: int, requested: int | None = None) -> list[jax.Device]:
     """The devices each batch is split over: ``requested`` of them, or by default all local devices of the default
     backend, but no more than one per 16 samples of a batch (smaller shares cost more in overhead than they save).
+    With several processes (:func:`jaxlstm.runtime.start_processes`), every device of every process.
     """
+    if jax.process_count() > 1:
+        available = jax.devices()
+        if requested not in (None, len(available)):
+            raise ConfigError(
+                f"with {jax.process_count()} processes each batch is split over all {len(available)} devices; drop "
+                f"--devices or pass --devices {len(available)}"
+            )
+        return available
     available = jax.local_devices()
     count = min(len(available), max(1, batch_size // 16)) if requested is None else requested
     if not 1 <= count <= len(available):
@@ -374,11 +384,11 @@ def _device_count(config: TrainConfig, resume: TrainState | None) -> int | None:
         raise ConfigError(
             f"devices={config.devices}, but the state to resume was trained on {saved}; pass devices={saved}"
         )
-    if saved > len(jax.local_devices()):
+    seen = len(jax.devices())
+    if saved > seen:
         raise ConfigError(
-            f"the run was trained with its batches split over {saved} device(s), but JAX sees "
-            f"{len(jax.local_devices())} here; resume it where {saved} are available (an identical continuation "
-            f"needs the same count)"
+            f"the run was trained with its batches split over {saved} device(s), but JAX sees {seen} here; resume "
+            f"it where {saved} are available (an identical continuation needs the same count)"
         )
     return saved
 
@@ -394,7 +404,11 @@ def _starting_state(
     replicated = NamedSharding(mesh, P())
 
     def place(tree: PyTree) -> PyTree:  # always a copy: the epoch donates its inputs, never the caller's buffers
-        return None if tree is None else jax.tree.map(lambda a: jax.device_put(a, replicated, may_alias=False), tree)
+        if tree is None:
+            return None
+        if jax.process_count() > 1:  # from host copies, to the devices of every process
+            return runtime.place(tree, replicated)
+        return jax.tree.map(lambda a: jax.device_put(a, replicated, may_alias=False), tree)
 
     if resume is None:
         params = place(params)
@@ -564,7 +578,10 @@ def fit(
             on_checkpoint=on_checkpoint,
         )
     restore_best = config.patience is not None and state.best_params is not None
-    nnx.update(model, state.best_params if restore_best else state.params)
+    final = state.best_params if restore_best else state.params
+    if jax.process_count() > 1:  # replicated on every process's devices: each keeps its own copy
+        final = jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf)), final)
+    nnx.update(model, final)
     return state.history
 
 

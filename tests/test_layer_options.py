@@ -431,7 +431,7 @@ def test_bad_masks_rates_and_dtypes_get_one_line_errors(call, message: str) -> N
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("arch", ["stacked", "bidirectional", "conv"])
+@pytest.mark.parametrize("arch", ["stacked", "conv"])
 def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(arch: str) -> None:
     """Same seed, same float32 weights: the bfloat16 model's forecasts (float32) differ from the float32 model's
     by bfloat16's rounding only, and training keeps the weights float32."""
@@ -452,14 +452,14 @@ def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(ar
 
 @pytest.mark.parametrize("arch", ["vanilla", "stacked", "bidirectional"])
 def test_a_forecaster_with_lengths_forecasts_each_window_as_if_alone(arch: str) -> None:
-    """Windows of 60, 35 and 50 days padded to 60 share a batch: each forecast equals the short window's alone."""
+    """Windows of 20, 11 and 16 days padded to 20 share a batch: each forecast equals the short window's alone."""
     from jaxlstm.config import preset
     from jaxlstm.models import Forecaster
 
-    model = Forecaster(preset(arch, units=8), rngs=nnx.Rngs(0))
-    x = np.random.default_rng(24).uniform(size=(3, 60, 1)).astype(np.float32)
-    lengths = np.array([60, 35, 50])
-    padded = np.where(np.arange(60)[None, :, None] < lengths[:, None, None], x, 0.0)
+    model = Forecaster(preset(arch, units=8, layers=1 if arch == "vanilla" else 2), rngs=nnx.Rngs(0))
+    x = np.random.default_rng(24).uniform(size=(3, 20, 1)).astype(np.float32)
+    lengths = np.array([20, 11, 16])
+    padded = np.where(np.arange(20)[None, :, None] < lengths[:, None, None], x, 0.0)
     forecasts = model(padded, lengths=jnp.asarray(lengths))
     for row, length in enumerate(lengths):
         np.testing.assert_allclose(forecasts[row], model(x[row : row + 1, :length])[0], atol=1e-6)

@@ -1,6 +1,6 @@
-"""`jaxlstm backtest` across two processes on 127.0.0.1, with JAX's own multi-process runtime (gloo collectives on
-CPU), each process with 2 CPU devices: the forecasts equal a single process's, and a run whose processes are killed
-mid-run resumes, in two processes again, to the same forecasts."""
+"""`jaxlstm backtest` and `jaxlstm train` across two processes on 127.0.0.1, with JAX's own multi-process runtime
+(gloo collectives on CPU), each process with 2 CPU devices: the forecasts equal a single process's, and a backtest
+whose processes are killed mid-run resumes, in two processes again, to the same forecasts."""
 
 import os
 import signal
@@ -48,7 +48,7 @@ def launch(arguments: list[str], *, code: str | None = None) -> list[subprocess.
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAXLSTM_CPU_DEVICES": "2",
     }
     start = [sys.executable, "-c", code] if code else [sys.executable, "-m", "jaxlstm"]
     return [
@@ -94,6 +94,23 @@ def test_two_processes_give_the_forecasts_of_one(single: Path, tmp_path: Path) -
     assert not (out / BACKTEST_CHECKPOINTS_DIR).exists()
 
 
+def test_a_training_run_split_over_two_processes_equals_one_process_with_as_many_devices(tmp_path: Path) -> None:
+    """Each batch of 32 split over the 4 devices of two processes (a psum across them per step), against one process
+    with 4 devices: the same predictions."""
+    settings = ["train", "--arch", "stacked", "--layers", "2", "--units", "8", "--epochs", "3", "--quiet"]
+    one = tmp_path / "one"
+    subprocess.run(
+        [sys.executable, "-m", "jaxlstm", *settings, "--devices", "4", "--out", str(one)],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "JAXLSTM_CPU_DEVICES": "4"},
+        check=True,
+        capture_output=True,
+    )
+    two = tmp_path / "two"
+    finish(launch([*settings, "--out", str(two)]))
+    assert_same_forecasts(two, one)
+    assert not any(path.name.startswith("process") for path in two.iterdir())
+
+
 def test_processes_killed_mid_run_resume_together(single: Path, tmp_path: Path) -> None:
     """SIGKILL process 1 once process 0 wrote the checkpoint of epoch 2 (process 0, waiting for its peer, is killed
     too, as a launcher would), then `--resume` in two new processes."""
@@ -112,3 +129,44 @@ def test_processes_killed_mid_run_resume_together(single: Path, tmp_path: Path) 
     assert not (out / "predictions.csv").exists()
     finish(launch(["backtest", "--resume", str(out)]))
     assert_same_forecasts(out, single)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--coordinator", "127.0.0.1:1234"],
+            "several processes need --coordinator, --processes, --process-id together; add --processes, --process-id",
+        ),
+        (
+            ["--coordinator", "127.0.0.1:1234", "--processes", "2", "--process-id", "2"],
+            "--process-id 2 must be in [0, 2) for --processes 2",
+        ),
+    ],
+    ids=["processes-incomplete", "process-id-out-of-range"],
+)
+def test_an_incomplete_process_setting_is_refused(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
+    """In a subprocess: the check runs before JAX starts, which a test process has long done."""
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxlstm", "backtest", *SETTINGS, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"jaxlstm: error: {message}\n"
+    assert not out.exists()
+
+
+def test_cpu_devices_can_be_set_for_a_process() -> None:
+    code = "from jaxlstm.runtime import use_cpu_cores; import jax; use_cpu_cores(); print(len(jax.devices()))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "JAXLSTM_CPU_DEVICES": "3"},
+        check=True,
+    )
+    assert result.stdout.strip() == "3"

@@ -63,6 +63,8 @@ DOCUMENTED_ELSEWHERE = {
     "convert-horizon-mismatch",
     "interrupted",
     "cache-unusable",
+    "processes-incomplete",
+    "process-id-out-of-range",
 }
 """Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py, test_cli.py, test_fetch.py and
 test_forecast.py), not by the catalogue loop."""

@@ -10,7 +10,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxlstm.commands._options import add_config_options, config_values, model_from_options, start_jax
+from jaxlstm.commands._options import (
+    add_config_options,
+    add_process_options,
+    config_values,
+    model_from_options,
+    start_jax,
+)
 from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
 from jaxlstm.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_count
 from jaxlstm.errors import RunError
@@ -45,6 +51,7 @@ def add_parser(commands: Any) -> None:
         metavar="RUN",
         help="finish an interrupted run directory, with the settings saved in it (no other model/data options)",
     )
+    add_process_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -58,6 +65,7 @@ class _Setup(NamedTuple):
     model: Any
     resume: Any = None
     overwrite: bool = False
+    writes: bool = True  # this process writes the run: it runs alone, or it is process 0 of several
 
 
 def _new_run(args: argparse.Namespace) -> _Setup:
@@ -66,7 +74,7 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     model_config = model_from_options(args, data)
     train_config = TrainConfig(**config_values(args, TrainConfig))
     out = args.out or DEFAULT_OUT
-    start_jax()
+    writes = start_jax(args)
     from flax import nnx
 
     from jaxlstm.data import load_dataset, record
@@ -74,7 +82,8 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     from jaxlstm.runs import check_destination, scalers_of
     from jaxlstm.train import check_memory, training_devices
 
-    check_destination(out, overwrite=args.overwrite)
+    if writes:  # the others write nothing, and would see process 0's lock
+        check_destination(out, overwrite=args.overwrite)
     frame, dataset = load_dataset(data)
     # Recorded, so that a resumed run splits its batches the same way (the same seed gives the same bits only then).
     devices = training_devices(train_config, len(dataset.x_train))
@@ -82,14 +91,14 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     check_memory(model_config, train_config, len(dataset.x_train), data.window)
     config = RunConfig(record(data, frame, dataset), model_config, train_config)
     model = Forecaster(model_config, rngs=nnx.Rngs(train_config.seed))
-    return _Setup(out, config, scalers_of(dataset), dataset, model, overwrite=args.overwrite)
+    return _Setup(out, config, scalers_of(dataset), dataset, model, overwrite=args.overwrite, writes=writes)
 
 
 def _resumed_run(args: argparse.Namespace) -> _Setup:
     """Reads an interrupted run's newest intact checkpoint and reloads its data; writes nothing."""
     reject_settings(args, DataConfig, ModelConfig, TrainConfig)
     out = args.resume
-    start_jax()
+    writes = start_jax(args)
     from flax import nnx
 
     from jaxlstm.data import load_dataset, record
@@ -110,7 +119,7 @@ def _resumed_run(args: argparse.Namespace) -> _Setup:
         )
     model = Forecaster(config.model, rngs=nnx.Rngs(config.train.seed))
     resume = checkpoint.train_state(model, config.train)
-    return _Setup(out, config, checkpoint.meta["scalers"], dataset, model, resume=resume)
+    return _Setup(out, config, checkpoint.meta["scalers"], dataset, model, resume=resume, writes=writes)
 
 
 def _fit(setup: _Setup, args: argparse.Namespace) -> Any:
@@ -141,6 +150,12 @@ def run(args: argparse.Namespace) -> None:
     """``jaxlstm train``."""
     check_count("--checkpoint-every", args.checkpoint_every, 10)
     setup = _resumed_run(args) if args.resume is not None else _new_run(args)
+    if not setup.writes:  # one of several processes, not process 0: it trains its share of every batch
+        from jaxlstm.train import fit
+
+        config = setup.config.train
+        fit(setup.model, setup.dataset.x_train, setup.dataset.y_train, config, progress=False, resume=setup.resume)
+        return
     from jaxlstm.evaluate import evaluate
     from jaxlstm.fileio import RunLock
     from jaxlstm.runs import check_destination, save_trained_run

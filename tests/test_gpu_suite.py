@@ -1,0 +1,29 @@
+"""The prepared GPU run, `benchmarks/gpu.sh`, at tiny sizes on this machine (`--smoke`): every step runs the code the
+GPU run will, and it writes the at most 8 files it promises, into the folder it is given."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_gpu_suite_smoke_run_passes_and_writes_eight_files(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable, "JAXLSTM_CACHE_DIR": ""},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = sorted(path.name for path in tmp_path.rglob("*") if path.is_file())
+    assert files == sorted(
+        f"{name}.{suffix}"
+        for name in ("backtest", "ensemble", "seed_vs_keras", "throughput-float32-bfloat16")
+        for suffix in ("json", "png")
+    )
+    throughput = json.loads(next(tmp_path.rglob("throughput-float32-bfloat16.json")).read_text())
+    assert {row["precision"] for row in throughput["results"]} == {"float32", "bfloat16"}
