@@ -16,24 +16,13 @@ import pytest
 
 from jaxlstm.commands import main
 from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR
+from tests.test_checkpoint import SLOW_CHILD
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = [
     *("--last-rows", "260", "--folds", "2", "--test-days", "5", "--train-days", "120", "--seeds", "2"),
     *("--arch", "vanilla", "--units", "4", "--epochs", "4", "--quiet"),
 ]
-SLOW_CHILD = """
-import sys, time
-import jaxlstm.checkpoint
-from jaxlstm.commands import main
-save = jaxlstm.checkpoint.CheckpointWriter.__call__
-def save_then_pause(self, state):  # widens the window in which the parent's SIGKILL lands; the numbers are untouched
-    path = save(self, state)
-    time.sleep(1.0)
-    return path
-jaxlstm.checkpoint.CheckpointWriter.__call__ = save_then_pause
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def free_port() -> int:

@@ -152,17 +152,22 @@ def run(args: argparse.Namespace) -> None:
     from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, check_destination, clear_run, save_backtest
 
     config, out = setup.config, setup.out
-    if not setup.writes:  # one of several processes, not process 0: it trains its share of the models
-        run_backtest(
+
+    def backtest(on_checkpoint: Any, progress: bool = False) -> Any:
+        return run_backtest(
             setup.folds,
             config.model,
             config.train,
             config.backtest.seeds,
             resume=setup.resume,
             checkpoint_every=args.checkpoint_every,
-            on_checkpoint=lambda state: None,  # the gather is collective; process 0 writes the checkpoint
+            on_checkpoint=on_checkpoint,
+            progress=progress,
             dropout_samples=config.backtest.mc_dropout,
         )
+
+    if not setup.writes:  # one of several processes, not process 0: it trains its share of the models
+        backtest(lambda state: None)  # the checkpoints' gather is collective; process 0 writes them
         return
     writer = CheckpointWriter(
         out / BACKTEST_CHECKPOINTS_DIR,
@@ -173,17 +178,7 @@ def run(args: argparse.Namespace) -> None:
         if setup.resume is None:
             check_destination(out, overwrite=setup.overwrite)  # again, now that no other process can write
         with reporting_checkpoints(out, "backtest", writer, resumed=setup.resume is not None):
-            result = run_backtest(
-                setup.folds,
-                config.model,
-                config.train,
-                config.backtest.seeds,
-                resume=setup.resume,
-                checkpoint_every=args.checkpoint_every,
-                on_checkpoint=writer,
-                progress=not args.quiet,
-                dropout_samples=config.backtest.mc_dropout,
-            )
+            result = backtest(writer, progress=not args.quiet)
         summary = summarize(result)
         calibration = calibrate(result, config.backtest.levels, config.backtest.calibration_window)
         summary["calibration"] = (
