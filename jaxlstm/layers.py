@@ -294,6 +294,15 @@ class LSTM(nnx.Module):
                 raise ValueError(f"initial_state {name} must be (batch, H) = {needed}, got {jnp.shape(array)}")
         return LSTMState(*(jnp.asarray(array, zero.dtype) for array, zero in zip(initial_state, zeros, strict=True)))
 
+    def _prepared(
+        self, x: Array, initial_state: Any, mask: Array | None, lengths: Array | None
+    ) -> tuple[Array, LSTMState, Array | None, LSTMParams]:
+        """What a loop over ``x`` needs: the inputs checked and cast, the initial state, the (batch, time) mask or
+        None, and the weights in the compute dtype."""
+        x = self._inputs(x)
+        params = jax.tree.map(lambda weight: weight.astype(x.dtype), self.params)
+        return x, self._initial_state(x, initial_state), sequence_mask(x, mask, lengths), params
+
     def _dropout_scales(self, x: Array, dropout_key: Array | None) -> tuple[Array | None, Array | None]:
         """The input and recurrent dropout multipliers, (batch, in_features) and (batch, H), one per sequence; None
         for a dropout that is off (rate 0, or no key: not training)."""
@@ -323,13 +332,10 @@ class LSTM(nnx.Module):
             ValueError: inputs not (batch, time, in_features) with at least one step, a state, mask or lengths of
                 another shape.
         """
-        x = self._inputs(x)
-        state = self._initial_state(x, initial_state)
-        mask = sequence_mask(x, mask, lengths)
+        x, state, mask, params = self._prepared(x, initial_state, mask, lengths)
         input_scale, recurrent_scale = self._dropout_scales(x, dropout_key)
         if input_scale is not None:
             x = x * input_scale[:, None, :]
-        params = jax.tree.map(lambda weight: weight.astype(x.dtype), self.params)
         if self.implementation == "textbook" or forward_mode_active():
             return scan_lstm(
                 params,
@@ -361,10 +367,7 @@ class LSTM(nnx.Module):
         lengths: Array | None = None,
     ) -> LayerTrace:
         """Every gate and state over x (batch, time, in_features): the textbook loop, recording each step."""
-        x = self._inputs(x)
-        state = self._initial_state(x, initial_state)
-        params = jax.tree.map(lambda weight: weight.astype(x.dtype), self.params)
-        mask = sequence_mask(x, mask, lengths)
+        x, state, mask, params = self._prepared(x, initial_state, mask, lengths)
         gates, states = scan_lstm(
             params, x, state, reverse=self.reverse, unroll=self.unroll, record="gates", mask=mask
         )[0]
