@@ -9,8 +9,11 @@ trains the same model (``nn.LSTM`` layers with dropout 0.2 between them and afte
 over the same windows, timed over at most ``--torch-batches`` batches and scaled to the whole epoch (said in the
 results as ``torch_batches_timed``). jaxlstm's epoch is its first after compilation, so it includes the program's
 warm-up (buffer allocation, the thread pool starting); above ``--largest-others`` rows only the vanilla preset with
-one feature runs. Issue 14's targets: at 1M rows, one epoch of the vanilla preset at least 8x
-faster than PyTorch, and the whole process under 1 GB.
+one feature runs. The windows are views of the scaled series (``jaxlstm.data.window_view``): ``fit`` places the
+series and gathers each batch's windows inside the compiled epoch; PyTorch indexes the same views batch by batch.
+For the vanilla preset with one feature, ``matmul-floor-2-devices`` is a lower bound for an epoch on two devices:
+each device's 16 windows of a batch through the recurrent matmuls alone (``worker_floor``). Issue 14's targets: at
+1M rows, one epoch of the vanilla preset at least 8x faster than PyTorch, and the whole process under 1 GB.
 
     .venv/bin/python benchmarks/scaling.py                            # the default grid (about 20 minutes here)
     .venv/bin/python benchmarks/scaling.py --rows 1000,10000 --archs vanilla --features 1   # a quick look
@@ -127,6 +130,54 @@ def worker_torch(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def worker_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """A lower bound for jaxlstm's epoch on two devices: each device's share of a batch (16 windows) through the
+    recurrent matmuls alone, three (16, 50) x (50, 200)-sized products per step (h U forward; dz U^T and h^T dz
+    backward) over 60 steps, in one jitted loop; no input projection, gate arithmetic, optimizer or psum."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxlstm.config import preset
+
+    units, share, steps = preset("vanilla").units, 16, 60
+    rng = np.random.default_rng(0)
+    weights = jnp.asarray(rng.normal(size=(units, 4 * units)) * 0.1, jnp.float32)
+    state = jnp.asarray(rng.normal(size=(share, units)), jnp.float32)
+
+    @jax.jit
+    def batch(weights: jax.Array, state: jax.Array) -> jax.Array:
+        def forward(h: jax.Array, _: None) -> tuple[jax.Array, jax.Array]:
+            gates = h @ weights
+            return jnp.tanh(gates[:, :units]), gates
+
+        _, gates = jax.lax.scan(forward, state, None, length=steps)
+
+        def backward(carry: tuple[jax.Array, jax.Array], dz: jax.Array) -> tuple[tuple[jax.Array, jax.Array], None]:
+            dh, d_weights = carry
+            return (dh + dz @ weights.T, d_weights + dh.T @ dz), None
+
+        (dh, d_weights), _ = jax.lax.scan(backward, (state, jnp.zeros_like(weights)), gates, reverse=True)
+        return dh.sum() + d_weights.sum()
+
+    batch(weights, state).block_until_ready()
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(200):
+            result = batch(weights, state)
+        result.block_until_ready()
+        timings.append((time.perf_counter() - start) / 200)
+    per_batch = sorted(timings)[len(timings) // 2]
+    windows = int(args.rows * 0.9) - 60
+    return {
+        "windows": windows,
+        "epoch_seconds": per_batch * -(-windows // 32),
+        "floor_seconds_per_batch": per_batch,
+        "peak_mb": peak_megabytes(),
+    }
+
+
 def plot(rows: list[dict[str, Any]], env: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -154,7 +205,7 @@ def plot(rows: list[dict[str, Any]], env: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-WORKERS = {"jaxlstm": worker_jaxlstm, "torch": worker_torch}
+WORKERS = {"jaxlstm": worker_jaxlstm, "torch": worker_torch, "floor": worker_floor}
 
 
 def main() -> None:
@@ -188,7 +239,8 @@ def main() -> None:
             for n_rows in map(int, args.rows.split(",")):
                 if (arch, features) != ("vanilla", 1) and n_rows > args.largest_others:
                     continue
-                for name, worker, devices in runs:
+                floor = [("matmul-floor-2-devices", "floor", 1)] if (arch, features) == ("vanilla", 1) else []
+                for name, worker, devices in runs + floor:
                     arguments = ["--worker", worker, "--arch", arch, "--devices", str(devices)]
                     arguments += ["--rows-one", str(n_rows), "--features-one", str(features)]
                     arguments += ["--torch-batches", str(args.torch_batches)]

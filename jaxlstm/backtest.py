@@ -30,7 +30,16 @@ import numpy as np
 import pandas as pd
 
 from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TargetTransform, TrainConfig, feature_names
-from jaxlstm.data import Dataset, from_changes, numeric_columns, paths, prepare_as, to_changes
+from jaxlstm.data import (
+    Dataset,
+    from_changes,
+    numeric_columns,
+    paths,
+    prepare_as,
+    to_changes,
+    window_series,
+    window_view,
+)
 from jaxlstm.ensemble import fit_ensemble
 from jaxlstm.errors import ConfigError, DataError
 from jaxlstm.evaluate import (
@@ -284,7 +293,7 @@ def run_backtest(
 
     Fold ``k``'s model with seed ``train.seed + s`` is :func:`jaxlstm.train.fit` of
     ``Forecaster(model, rngs=nnx.Rngs(train.seed + s))`` on the fold's training windows with that seed, trained
-    alongside the others (the windows of every fold padded to the longest, each model masked to its own): model
+    alongside the others (the series of every fold padded to the longest, each model masked to its own windows): model
     ``k * seeds + s`` of :func:`jaxlstm.ensemble.fit_ensemble`, whose checkpoint arguments these are.
     """
     seeds = tuple(train.seed + s for s in range(seeds_per_fold))
@@ -301,15 +310,16 @@ def run_backtest(
             f"{train.batch_size}, while other folds have more; trained together, every fold needs a full batch: "
             f"use --batch-size {sizes[short[0]]} or less, or more training rows"
         )
-    x = np.zeros((len(folds) * len(seeds), max(sizes), *folds[0].dataset.x_train.shape[1:]), np.float32)
-    y = np.zeros((*x.shape[:2], *folds[0].dataset.y_train.shape[1:]), np.float32)
+    _, window, n_features = folds[0].dataset.x_train.shape
+    series = np.zeros((len(folds) * len(seeds), max(sizes) + window - 1, n_features), np.float32)
+    y = np.zeros((len(series), max(sizes), *folds[0].dataset.y_train.shape[1:]), np.float32)
     for k, fold in enumerate(folds):
         members = slice(k * len(seeds), (k + 1) * len(seeds))
-        x[members, : sizes[k]] = fold.dataset.x_train
+        series[members, : sizes[k] + window - 1] = window_series(fold.dataset.x_train)
         y[members, : sizes[k]] = fold.dataset.y_train
     ensemble = fit_ensemble(
         model,
-        x,
+        window_view(series, window),  # each model's windows, as views of its fold's series
         y,
         train,
         seeds * len(folds),

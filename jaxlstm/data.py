@@ -71,6 +71,8 @@ __all__ = [
     "select_dates",
     "to_changes",
     "to_prices",
+    "window_series",
+    "window_view",
 ]
 
 DEFAULT_WINDOW: int = DataConfig.window
@@ -100,7 +102,8 @@ class Dataset:
     Sample ``k`` of ``x_train`` holds the ``window`` rows before ``train_dates[k]`` and ``y_train[k]`` the
     scaled target on that date (and, for a direct model of ``horizon`` H > 1, on the H - 1 days after it: (n, H));
     likewise test window ``k`` forecasts ``test_dates[k]`` (and the H - 1 test days after it, ``y_test[k]``).
-    With H = 1, n_fit = n_train - window and n_origins = n_test.
+    With H = 1, n_fit = n_train - window and n_origins = n_test. The windows are read-only views of one scaled copy
+    of the series (:func:`window_view`): they take the memory of the series, not ``window`` times it.
     """
 
     features: tuple[str, ...]
@@ -733,9 +736,44 @@ def _fit_scaler(frame: pd.DataFrame, train: np.ndarray, names: Sequence[str]) ->
 
 
 def _windows(scaled: np.ndarray, window: int) -> np.ndarray:
-    """(n, n_features) -> (n - window + 1, window, n_features) float32; window k is rows k..k + window - 1."""
-    views = sliding_window_view(scaled, window, axis=0)  # (n - window + 1, n_features, window)
-    return np.ascontiguousarray(views.transpose(0, 2, 1), dtype=np.float32)
+    """(n, n_features) -> (n - window + 1, window, n_features) float32; window k is rows k..k + window - 1, a
+    read-only view of one float32 copy of ``scaled`` (see :func:`window_series`)."""
+    return window_view(np.ascontiguousarray(scaled, dtype=np.float32), window)
+
+
+def window_view(series: np.ndarray, window: int) -> np.ndarray:
+    """Every ``window``-row window of ``series`` (..., rows, features) as a read-only view, no copy:
+    (..., rows - window + 1, window, features), window ``k`` being rows ``k .. k + window - 1``.
+
+    >>> window_view(np.arange(5.0)[:, None], 3)[:, :, 0]
+    array([[0., 1., 2.],
+           [1., 2., 3.],
+           [2., 3., 4.]])
+    """
+    return np.moveaxis(sliding_window_view(series, window, axis=-2), -1, -2)
+
+
+def window_series(x: np.ndarray) -> np.ndarray | None:
+    """The series that windows ``x`` (..., n, window, features) are a view of: (..., n + window - 1, features), no
+    copy.
+
+    The windows that :func:`prepare` and the others return are read-only views of the scaled series
+    (:func:`window_view`), in which window ``k`` starts one row after window ``k - 1``: a million 60-day windows take
+    the memory of the series, not 60 times it. Such an array steps as far from one window to the next as from one
+    day to the next (its strides along n and window are equal), which this checks; :func:`~jaxlstm.train.fit` and
+    :func:`~jaxlstm.ensemble.fit_ensemble` then gather each batch's windows from the series inside the compiled
+    epoch. None for any other array (e.g. a copy: ``np.array(x)``).
+
+    >>> x = prepare(load_prices("data/GOOG.csv").iloc[-230:], split=172).x_train
+    >>> x.shape, window_series(x).shape, np.shares_memory(x, window_series(x))
+    ((112, 60, 1), (171, 1), True)
+    >>> window_series(np.array(x)) is None
+    True
+    """
+    if not isinstance(x, np.ndarray) or x.ndim < 3 or x.shape[-3] == 0 or x.strides[-3] != x.strides[-2]:
+        return None
+    shape = (*x.shape[:-3], x.shape[-3] + x.shape[-2] - 1, x.shape[-1])
+    return np.lib.stride_tricks.as_strided(x, shape, (*x.strides[:-3], *x.strides[-2:]), writeable=False)
 
 
 # --- message helpers ----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxlstm.config import ModelConfig, TrainConfig
+from jaxlstm.data import window_series
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
 from jaxlstm.runtime import gather, place
@@ -107,8 +108,9 @@ def fit_ensemble(
     """Trains one model per seed, all at once, on windows ``x`` (n, time, features) and targets ``y`` (n,) that
     every model shares; or, with ``n_valid``, on data of their own: ``x`` (n_models, n, time, features), ``y``
     (n_models, n), and model ``k`` trains on its first ``n_valid[k]`` windows only (the rest is padding), exactly
-    as :func:`~jaxlstm.train.fit` on those windows alone would (see :func:`~jaxlstm.train.make_epoch`). ``progress``
-    shows a bar over the epochs.
+    as :func:`~jaxlstm.train.fit` on those windows alone would (see :func:`~jaxlstm.train.make_epoch`). Windows that
+    are views of a series (:func:`~jaxlstm.data.window_view`; one per model for data of their own) are gathered per
+    batch from it, as in :func:`~jaxlstm.train.fit`. ``progress`` shows a bar over the epochs.
 
     The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
     :func:`~jaxlstm.train.fit` does. Validation splits and early stopping are not supported here.
@@ -159,11 +161,16 @@ def fit_ensemble(
         state = dataclasses.replace(resume, history=dataclasses.replace(resume.history, loss=list(resume.history.loss)))
     sharding = NamedSharding(layout.mesh, P(MODEL_AXIS))
     params, opt_state, keys = place(per_device((state.params, state.opt_state, state.key)), sharding)
-    data = (np.asarray(x), np.asarray(y), *([np.asarray(n_valid, np.int32)] if own_data else []))
+    series = window_series(np.asarray(x))
+    window = None if series is None else np.shape(x)[-2]
+    inputs = np.asarray(x) if series is None else np.ascontiguousarray(series)
+    data = (inputs, np.asarray(y), *([np.asarray(n_valid, np.int32)] if own_data else []))
     data = place(per_device(data), sharding) if own_data else place(data, NamedSharding(layout.mesh, P()))
 
     n_windows = np.shape(x)[1] if own_data else len(x)
-    epoch = make_epoch(graphdef, optimizer, n_windows, config.batch_size, shuffle=config.shuffle, mesh=layout.mesh)
+    epoch = make_epoch(
+        graphdef, optimizer, n_windows, config.batch_size, shuffle=config.shuffle, mesh=layout.mesh, window=window
+    )
 
     def checked_epoch(*args: Any) -> tuple[Any, Any, jax.Array]:  # a model whose weights overflow: a NaN loss
         params, opt_state, loss = epoch(*args)

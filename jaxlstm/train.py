@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from jaxlstm import runtime
 from jaxlstm.config import ModelConfig, TrainConfig, check_count
+from jaxlstm.data import window_series
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.introspect import trace_gates
 from jaxlstm.models import Forecaster
@@ -202,13 +203,17 @@ def make_epoch(
     *,
     shuffle: bool = True,
     mesh: Mesh | None = None,
+    window: int | None = None,
 ) -> Callable[..., tuple[PyTree, PyTree, Array]]:
     """Builds ``epoch(params, opt_state, key, x, y, n_valid=None) -> (params, opt_state, mean_loss)``, a pure
     function.
 
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,), or (n_samples, outputs) for a model with several
-    outputs (a window's loss is the mean over its outputs, as Keras's MSE). The batches are a fresh permutation
-    drawn from ``key``; the last, partial one is padded with index 0 and masked; a ``batch_size`` above
+    outputs (a window's loss is the mean over its outputs, as Keras's MSE). With ``window``, ``x`` is instead a
+    series (n_samples + window - 1, features) whose sample ``k`` is ``x[k : k + window]``
+    (:func:`~jaxlstm.data.window_series`): each batch gathers its windows inside the epoch, so the epoch holds the
+    series once instead of ``window`` copies of it. The batches are a fresh permutation drawn from ``key``; the
+    last, partial one is padded with index 0 and masked; a ``batch_size`` above
     ``n_samples`` makes one batch of every sample, as Keras does. Each batch is split evenly along the batch axis of
     ``mesh`` (default: the first local device), padded with masked slots to a multiple of its size: every device sums
     the squared errors of its share and their gradient, and one ``psum`` combines them into the batch mean. Each
@@ -228,6 +233,11 @@ def make_epoch(
     slots = math.ceil(batch_size / shares) * shares
     position = np.arange(n_batches)[:, None] * batch_size + np.arange(slots)[None, :]
     in_batch = np.arange(slots)[None, :] < batch_size
+    days = None if window is None else np.arange(window)
+
+    def gather(x: Array, indices: Array) -> Array:
+        """The samples ``indices`` (slots,) of ``x``: (slots, time, features)."""
+        return x[indices] if days is None else x[indices[:, None] + days]
 
     def share_loss_and_grad(
         params: PyTree, x: Array, y: Array, mask: Array, dropout_key: Array
@@ -275,7 +285,7 @@ def make_epoch(
         ) -> tuple[tuple[PyTree, PyTree], Array]:
             params, opt_state = carry
             indices, batch_mask, batch_key = batch
-            loss, grads = loss_and_grad(params, x[indices], y[indices], batch_mask, batch_key)
+            loss, grads = loss_and_grad(params, gather(x, indices), y[indices], batch_mask, batch_key)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if masked:  # a batch with no sample (its loss 0 / 0) moves neither the weights nor Adam's state
@@ -345,12 +355,14 @@ def compile_ahead(function: Callable, *args: Any, donate_argnums: tuple[int, ...
 
 
 class _Data(NamedTuple):
-    """The training and validation windows and targets, placed on the devices."""
+    """The training and validation windows and targets, placed on the devices; with ``window``, ``x_train`` is the
+    series the training windows are gathered from (:func:`~jaxlstm.data.window_series`)."""
 
     x_train: Array
     y_train: Array
     x_val: Array
     y_val: Array
+    window: int | None
 
 
 class _Program(NamedTuple):
@@ -362,7 +374,8 @@ class _Program(NamedTuple):
 
 
 def _hold_out(x: np.ndarray, y: np.ndarray, validation_split: float) -> tuple[np.ndarray, ...]:
-    """``(x_train, y_train, x_val, y_val)``: the last ``validation_split`` of the windows held out, as Keras does."""
+    """``(x_train, y_train, x_val, y_val)``: the last ``validation_split`` of the windows held out, as Keras does
+    (views of ``x``, not copies)."""
     n_validation = int(len(x) * validation_split)
     n_train = len(x) - n_validation
     if n_train < 1 or (validation_split > 0 and n_validation < 1):
@@ -371,6 +384,17 @@ def _hold_out(x: np.ndarray, y: np.ndarray, validation_split: float) -> tuple[np
             f"out); pass a validation split that keeps at least one window on each side"
         )
     return np.asarray(x[:n_train]), np.asarray(y[:n_train]), np.asarray(x[n_train:]), np.asarray(y[n_train:])
+
+
+def _place_data(held_out: tuple[np.ndarray, ...], mesh: Mesh) -> _Data:
+    """The held-out arrays replicated on every device of ``mesh``; training windows that are views of one series
+    as that series (:func:`~jaxlstm.data.window_series`)."""
+    x_train, *others = held_out
+    series = window_series(x_train)
+    window = None if series is None else x_train.shape[1]
+    replicated = NamedSharding(mesh, P())
+    placed = (x_train if series is None else np.ascontiguousarray(series), *others)
+    return _Data(*(jax.device_put(array, replicated) for array in placed), window=window)
 
 
 def _device_count(config: TrainConfig, resume: TrainState | None) -> int | None:
@@ -436,7 +460,9 @@ def _compile(
     config: TrainConfig,
 ) -> _Program:
     """Compiles the epoch (with its NaN check) and, with a validation split, the evaluation; counts the seconds."""
-    epoch = make_epoch(graphdef, optimizer, len(data.x_train), config.batch_size, shuffle=config.shuffle, mesh=mesh)
+    epoch = make_epoch(
+        graphdef, optimizer, len(data.y_train), config.batch_size, shuffle=config.shuffle, mesh=mesh, window=data.window
+    )
 
     def checked_epoch(params: PyTree, opt_state: PyTree, key: Array, x: Array, y: Array) -> tuple:
         params, opt_state, loss = epoch(params, opt_state, key, x, y)
@@ -532,6 +558,10 @@ def fit(
 ) -> History:
     """Trains ``model`` in place on windows ``x`` (n, time, features) and scaled targets ``y`` (n,).
 
+    When ``x`` is a view of one series, as the windows of :func:`~jaxlstm.data.prepare` are, the series is placed
+    on the devices once and each batch gathers its windows from it inside the compiled epoch (trained exactly as
+    on a copy of ``x``, which would be placed whole).
+
     Returns the loss history. Raises :class:`~jaxlstm.errors.TrainingError` naming the epoch if the loss, or any
     parameter or optimizer moment (that is, a gradient), stops being finite; the model is then left unchanged.
 
@@ -561,8 +591,7 @@ def fit(
     held_out = _hold_out(x, y, config.validation_split)
     devices = _device_count(config, resume)
     mesh = batch_mesh(training_devices(dataclasses.replace(config, devices=devices), len(x)))
-    replicated = NamedSharding(mesh, P())
-    data = _Data(*(jax.device_put(array, replicated) for array in held_out))
+    data = _place_data(held_out, mesh)
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer = make_optimizer(config)
     state = _starting_state(params, optimizer, config, mesh, resume)
@@ -604,11 +633,19 @@ class MemoryEstimate(NamedTuple):
 
 
 def estimate_memory(
-    config: ModelConfig, train: TrainConfig, n_windows: int, window: int, *, models: int = 1
+    config: ModelConfig,
+    train: TrainConfig,
+    n_windows: int,
+    window: int,
+    *,
+    models: int = 1,
+    series: bool = False,
 ) -> MemoryEstimate:
     """How much memory training ``config``'s model on ``n_windows`` windows of ``window`` days needs, computed
     from the shapes alone (nothing is allocated: the model and its gate traces are only traced abstractly); with
-    ``models``, that many such models trained at once, each on windows of its own."""
+    ``models``, that many such models trained at once, each on windows of its own; with ``series``, windows held
+    as their series (:func:`~jaxlstm.data.window_series`), the data counts each day once instead of ``window``
+    times."""
     model = nnx.eval_shape(lambda: Forecaster(config, rngs=nnx.Rngs(0)))
     graphdef, variables = nnx.split(model)
     param_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -617,7 +654,8 @@ def estimate_memory(
     traces = jax.eval_shape(lambda v, x: [t[2:] for t in trace_gates(nnx.merge(graphdef, v), x)], variables, windows)
     activations = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(traces))
     copies = 5 if train.validation_split > 0 else 4
-    data = n_windows * (window * config.n_features + 1) * 4
+    days = n_windows + window - 1 if series else n_windows * window
+    data = (days * config.n_features + n_windows) * 4
     return MemoryEstimate(models * copies * param_bytes, models * activations, models * data)
 
 
@@ -636,10 +674,16 @@ def _available_memory() -> tuple[int, str]:
 
 
 def check_memory(
-    config: ModelConfig, train: TrainConfig, n_windows: int, window: int, *, models: int = 1
+    config: ModelConfig,
+    train: TrainConfig,
+    n_windows: int,
+    window: int,
+    *,
+    models: int = 1,
+    series: bool = False,
 ) -> MemoryEstimate:
     """:func:`estimate_memory`, or ConfigError naming the estimate and what the machine has when it does not fit."""
-    needed = estimate_memory(config, train, n_windows, window, models=models)
+    needed = estimate_memory(config, train, n_windows, window, models=models, series=series)
     available, what = _available_memory()
     if needed.total > available:
         gigabytes = [value / 1e9 for value in (needed.total, needed.state, needed.activations, needed.data, available)]

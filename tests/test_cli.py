@@ -109,6 +109,16 @@ def test_compilation_cache_is_filled_then_read_and_changes_no_result(tmp_path: P
     assert cold == warm
 
 
+@pytest.fixture
+def without_a_cache():
+    """This process without tests/conftest.py's compilation cache, as a fresh process starts."""
+    directory = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    yield
+    jax.config.update("jax_compilation_cache_dir", directory)
+
+
+@pytest.mark.usefixtures("without_a_cache")
 def test_unusable_cache_folder_warns_and_compiles_without_it(tmp_path: Path, capsys, monkeypatch) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.data import DEFAULT_SPLIT, DEFAULT_WINDOW, load_prices, prediction_windows, prepare, select_dates
+from jaxlstm.data import (
+    DEFAULT_SPLIT,
+    DEFAULT_WINDOW,
+    load_prices,
+    prediction_windows,
+    prepare,
+    select_dates,
+    window_series,
+)
 from jaxlstm.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,6 +206,27 @@ def test_multi_feature_windows_equal_the_tutorial_loops():
     np.testing.assert_array_equal(np.concatenate([ds.y_train, ds.y_test]), y)
     assert ds.x_train.shape == (n_train - window, window, len(features))
     np.testing.assert_array_equal(ds.test_prices, raw[target].values[n_train:])
+
+
+def test_windows_are_views_of_one_copy_of_the_scaled_series():
+    """A 20,000-row series: its windows take the memory of the series once (not 60 times it), equal the
+    tutorial's loop, are read-only, and window_series gives back that series."""
+    rng = np.random.default_rng(0)
+    opens = 100 + np.cumsum(rng.normal(size=20_000)) * 0.1
+    frame = pd.DataFrame({"Open": opens}, index=pd.date_range("2000-01-01", periods=len(opens), freq="min"))
+    ds = prepare(frame, split=0.9)
+    owner = ds.x_train
+    while owner.base is not None:
+        owner = owner.base
+    assert owner.nbytes == len(opens) * 4  # float32, every row once
+    scaled = (opens - opens[:18_000].min()) / (opens[:18_000].max() - opens[:18_000].min())
+    loops = np.array([scaled[i - 60 : i] for i in range(60, 18_000)], np.float32)[:, :, None]
+    np.testing.assert_allclose(ds.x_train, loops, atol=1e-6)
+    assert not ds.x_train.flags.writeable
+    series = window_series(ds.x_train)
+    assert series.shape == (18_000 - 1, 1) and np.shares_memory(series, ds.x_train)
+    np.testing.assert_array_equal(series[np.arange(len(ds.x_train))[:, None] + np.arange(60)], ds.x_train)
+    assert window_series(np.array(ds.x_train)) is None and window_series(ds.x_train[:, :, 0]) is None
 
 
 # --- loading real files ------------------------------------------------------------------------------

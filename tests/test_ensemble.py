@@ -15,6 +15,7 @@ from tests.conftest import BUNDLED
 
 
 def test_each_member_equals_its_own_fit() -> None:
+    """The ensemble gathers its windows from the series they view; each `fit` alone is given a copy of them."""
     dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-150:], split=110, window=20)
     model_config = preset("stacked", layers=2, units=6)
     seeds = [3, 5]
@@ -23,7 +24,11 @@ def test_each_member_equals_its_own_fit() -> None:
     for seed, member, member_losses in zip(seeds, ensemble.models, ensemble.losses.T, strict=True):
         alone = Forecaster(model_config, rngs=nnx.Rngs(seed))
         history = fit(
-            alone, dataset.x_train, dataset.y_train, TrainConfig(epochs=3, seed=seed, devices=1), progress=False
+            alone,
+            np.array(dataset.x_train),
+            dataset.y_train,
+            TrainConfig(epochs=3, seed=seed, devices=1),
+            progress=False,
         )
         np.testing.assert_allclose(member_losses, history.loss, rtol=1e-5)
         for a, b in zip(jax.tree.leaves(nnx.state(member)), jax.tree.leaves(nnx.state(alone)), strict=True):

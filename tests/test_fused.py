@@ -73,7 +73,7 @@ def test_model_gradients_equal_between_implementations(arch: str) -> None:
     def gradients(implementation: str):
         model = Forecaster(preset(arch, units=10, implementation=implementation), rngs=nnx.Rngs(0))
         graphdef, params = nnx.split(model, nnx.Param)
-        return jax.grad(lambda p: jnp.mean((nnx.merge(graphdef, p)(x) - y) ** 2))(params)
+        return jax.jit(jax.grad(lambda p: jnp.mean((nnx.merge(graphdef, p)(x) - y) ** 2)))(params)
 
     for fused, textbook in zip(
         jax.tree.leaves(gradients("fused")), jax.tree.leaves(gradients("textbook")), strict=True

@@ -1,6 +1,6 @@
 """`jaxlstm backtest` and `jaxlstm train` across two processes on 127.0.0.1, with JAX's own multi-process runtime
 (gloo collectives on CPU), each process with 2 CPU devices: the forecasts equal a single process's, and a backtest
-whose processes are killed mid-run resumes, in two processes again, to the same forecasts."""
+or a training run whose processes are killed mid-run resumes, in two processes again, to the same forecasts."""
 
 import os
 import signal
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from jaxlstm.commands import main
-from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR
+from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, CHECKPOINTS_DIR
 from tests.test_checkpoint import SLOW_CHILD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +58,21 @@ def finish(processes: list[subprocess.Popen], timeout: float = 240) -> None:
         assert process.returncode == 0, err[-3000:]
 
 
+def kill_after_checkpoint(processes: list[subprocess.Popen], checkpoints: Path, epoch: int) -> None:
+    """SIGKILL both processes once process 0 has written the checkpoint of ``epoch`` (the other, waiting for its
+    peer, is killed too, as a launcher would)."""
+    try:
+        deadline = time.monotonic() + 240
+        while not any(checkpoints.glob(f"epoch-{epoch:06d}*")):
+            assert all(p.poll() is None for p in processes), processes[0].stderr.read()[-3000:]
+            assert time.monotonic() < deadline, f"no checkpoint of epoch {epoch} within 240 s"
+            time.sleep(0.05)
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "run"
@@ -83,10 +98,11 @@ def test_two_processes_give_the_forecasts_of_one(single: Path, tmp_path: Path) -
     assert not (out / BACKTEST_CHECKPOINTS_DIR).exists()
 
 
-def test_a_training_run_split_over_two_processes_equals_one_process_with_as_many_devices(tmp_path: Path) -> None:
-    """Each batch of 32 split over the 4 devices of two processes (a psum across them per step), against one process
-    with 4 devices: the same predictions."""
-    settings = ["train", "--arch", "stacked", "--layers", "2", "--units", "8", "--epochs", "3", "--quiet"]
+def test_a_training_run_over_two_processes_equals_one_process_and_resumes_after_a_kill(tmp_path: Path) -> None:
+    """Each batch of 32 split over the 4 devices of two processes (a psum across them per step), both processes
+    killed after the checkpoint of epoch 2 and `--resume`d in two new processes, against one process with 4 devices
+    never interrupted: the same predictions."""
+    settings = ["train", "--arch", "stacked", "--layers", "2", "--units", "8", "--epochs", "4", "--quiet"]
     one = tmp_path / "one"
     subprocess.run(
         [sys.executable, "-m", "jaxlstm", *settings, "--devices", "4", "--out", str(one)],
@@ -95,26 +111,19 @@ def test_a_training_run_split_over_two_processes_equals_one_process_with_as_many
         capture_output=True,
     )
     two = tmp_path / "two"
-    finish(launch([*settings, "--out", str(two)]))
+    processes = launch([*settings, "--checkpoint-every", "1", "--out", str(two)], code=SLOW_CHILD)
+    kill_after_checkpoint(processes, two / CHECKPOINTS_DIR, 2)
+    assert not (two / "predictions.csv").exists()
+    finish(launch(["train", "--resume", str(two)]))
     assert_same_forecasts(two, one)
     assert not any(path.name.startswith("process") for path in two.iterdir())
 
 
 def test_processes_killed_mid_run_resume_together(single: Path, tmp_path: Path) -> None:
-    """SIGKILL process 1 once process 0 wrote the checkpoint of epoch 2 (process 0, waiting for its peer, is killed
-    too, as a launcher would), then `--resume` in two new processes."""
+    """Both processes of a backtest killed after the checkpoint of epoch 2, then `--resume` in two new processes."""
     out = tmp_path / "killed"
     processes = launch(["backtest", *SETTINGS, "--checkpoint-every", "1", "--out", str(out)], code=SLOW_CHILD)
-    try:
-        deadline = time.monotonic() + 240
-        while not any((out / BACKTEST_CHECKPOINTS_DIR).glob("epoch-000002*")):
-            assert all(p.poll() is None for p in processes), processes[0].stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint of epoch 2 within 240 s"
-            time.sleep(0.05)
-    finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGKILL)
-            process.communicate()
+    kill_after_checkpoint(processes, out / BACKTEST_CHECKPOINTS_DIR, 2)
     assert not (out / "predictions.csv").exists()
     finish(launch(["backtest", "--resume", str(out)]))
     assert_same_forecasts(out, single)

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from jaxlstm.config import TrainConfig, preset
-from jaxlstm.data import load_prices, prepare
+from jaxlstm.data import load_prices, prepare, window_series
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
 from jaxlstm.train import estimate_memory, fit
@@ -88,7 +88,9 @@ def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog, devices: int, bat
     opt_state = optimizer.init(params)
     key = jax.random.key(config.seed)
 
-    def batch_loss(params, x, y):
+    @jax.jit
+    @jax.grad
+    def batch_gradient(params, x, y):
         return jnp.mean((nnx.merge(graphdef, params)(x) - y) ** 2)
 
     for _ in range(config.epochs):
@@ -97,7 +99,7 @@ def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog, devices: int, bat
         order = np.asarray(jax.random.permutation(shuffle_key, len(goog.x_train)))
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
-            grads = jax.grad(batch_loss)(params, goog.x_train[batch], goog.y_train[batch])
+            grads = batch_gradient(params, goog.x_train[batch], goog.y_train[batch])
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
 
@@ -124,13 +126,30 @@ def test_bad_training_config_is_refused(kwargs: dict, message: str) -> None:
 def test_memory_estimate_counts_weights_moments_and_every_gate(arch: str, directions: int) -> None:
     """Against the arithmetic, from Keras's parameter counts: weights, gradients and Adam's two moments are 4 x the
     float32 parameters; the activations are the 4 gates and 2 states of every unit, step, window of a batch, layer
-    and direction; the data, every window and target."""
+    and direction; the data, every window and target (or, held as a series, every day and target)."""
     parameters = {"stacked": 71_051, "bidirectional": 202_101}[arch]
     estimate = estimate_memory(preset(arch), TrainConfig(batch_size=32), n_windows=112, window=60)
     assert estimate.state == 4 * parameters * 4
     assert estimate.activations == 6 * 32 * 60 * 50 * 4 * directions * 4
     assert estimate.data == 112 * (60 + 1) * 4
+    assert estimate_memory(preset(arch), TrainConfig(), 112, 60, series=True).data == (112 + 59 + 112) * 4
     assert (
         estimate_memory(preset(arch), TrainConfig(batch_size=10**6), 112, 60).activations
         == 112 / 32 * estimate.activations
     )
+
+
+def test_windows_gathered_from_their_series_train_as_a_copy_of_them(goog) -> None:
+    """prepare's windows are views of the scaled series: fit places the series and gathers each batch's windows
+    inside the epoch; a copy of the same windows is placed whole and indexed. Both give the same losses and weights,
+    with a validation split and the batches split over every device."""
+    assert window_series(goog.x_train) is not None and window_series(np.array(goog.x_train)) is None
+    config = TrainConfig(epochs=3, batch_size=16, validation_split=0.2, devices=min(2, len(jax.devices())))
+    runs = []
+    for x in (goog.x_train, np.array(goog.x_train)):
+        model = Forecaster(preset("stacked", units=8), rngs=nnx.Rngs(0))
+        history = fit(model, x, goog.y_train, config, progress=False)
+        runs.append((history.loss + history.val_loss, nnx.state(model, nnx.Param)))
+    (gathered_losses, gathered), (copied_losses, copied) = runs
+    np.testing.assert_allclose(gathered_losses, copied_losses, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), gathered, copied)
