@@ -65,9 +65,10 @@ def peak_megabytes() -> float:
 
 def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["JAXLSTM_CPU_DEVICES"] = str(args.devices)
-    from jaxlstm.runtime import use_cpu_cores
+    from jaxlstm.runtime import limit_heap_arenas, use_cpu_cores
 
     use_cpu_cores()
+    limit_heap_arenas()  # as the CLI does
     from flax import nnx
 
     from jaxlstm.config import TrainConfig, preset

@@ -168,3 +168,38 @@ def test_cpu_devices_can_be_set_for_a_process() -> None:
         check=True,
     )
     assert result.stdout.strip() == "3"
+
+
+ARENAS = """
+import ctypes, sys, threading
+from jaxlstm.runtime import limit_heap_arenas
+if sys.argv[1] == "cap":
+    assert limit_heap_arenas(2)
+together = threading.Barrier(8)
+def allocate():
+    blocks = [bytearray(200) for _ in range(1000)]
+    together.wait()  # all eight threads alive at once, each wanting a heap
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena N:" block per heap, on stderr
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="glibc's malloc arenas are a Linux matter")
+def test_heap_arenas_are_capped() -> None:
+    """Eight threads alive at once get heaps of their own from glibc (nine arenas with the main thread's), two
+    once limit_heap_arenas(2) ran, as MALLOC_ARENA_MAX=2 would give; glibc's own malloc_stats counts them."""
+    counts = {}
+    for mode in ("cap", "none"):
+        result = subprocess.run(
+            [sys.executable, "-c", ARENAS, mode],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+        )
+        counts[mode] = sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+    assert counts["cap"] == 2 < counts["none"]  # glibc's own limit is 8 per core: 9 here on two or more cores

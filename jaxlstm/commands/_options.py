@@ -95,13 +95,14 @@ def add_process_options(parser: Any) -> None:
 
 
 def start_jax(args: argparse.Namespace | None = None) -> bool:
-    """Process settings before the first JAX computation: each CPU core a JAX device, the persistent compilation
-    cache, and, for a command with :func:`add_process_options`, the multi-process runtime (:mod:`jaxlstm.runtime`).
-    Commands call it once their arguments are checked. Returns whether this process writes the results: it runs
-    alone, or it is process 0."""
-    from jaxlstm.runtime import start_processes, use_compilation_cache, use_cpu_cores
+    """Process settings before the first JAX computation: each CPU core a JAX device, the C heap's arenas capped
+    (:func:`~jaxlstm.runtime.limit_heap_arenas`), the persistent compilation cache, and, for a command with
+    :func:`add_process_options`, the multi-process runtime (:mod:`jaxlstm.runtime`). Commands call it once their
+    arguments are checked. Returns whether this process writes the results: it runs alone, or it is process 0."""
+    from jaxlstm.runtime import limit_heap_arenas, start_processes, use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()
+    limit_heap_arenas()
     use_compilation_cache()
     place = [getattr(args, name, None) for name in ("coordinator", "processes", "process_id")]
     if start_processes(*place) == 1:
