@@ -633,19 +633,12 @@ class MemoryEstimate(NamedTuple):
 
 
 def estimate_memory(
-    config: ModelConfig,
-    train: TrainConfig,
-    n_windows: int,
-    window: int,
-    *,
-    models: int = 1,
-    series: bool = False,
+    config: ModelConfig, train: TrainConfig, n_windows: int, window: int, *, models: int = 1
 ) -> MemoryEstimate:
     """How much memory training ``config``'s model on ``n_windows`` windows of ``window`` days needs, computed
     from the shapes alone (nothing is allocated: the model and its gate traces are only traced abstractly); with
-    ``models``, that many such models trained at once, each on windows of its own; with ``series``, windows held
-    as their series (:func:`~jaxlstm.data.window_series`), the data counts each day once instead of ``window``
-    times."""
+    ``models``, that many such models trained at once, each on windows of its own. The windows are counted as the
+    views of their series that :func:`~jaxlstm.data.prepare` makes and training gathers from: each day once."""
     model = nnx.eval_shape(lambda: Forecaster(config, rngs=nnx.Rngs(0)))
     graphdef, variables = nnx.split(model)
     param_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -654,8 +647,7 @@ def estimate_memory(
     traces = jax.eval_shape(lambda v, x: [t[2:] for t in trace_gates(nnx.merge(graphdef, v), x)], variables, windows)
     activations = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(traces))
     copies = 5 if train.validation_split > 0 else 4
-    days = n_windows + window - 1 if series else n_windows * window
-    data = (days * config.n_features + n_windows) * 4
+    data = ((n_windows + window - 1) * config.n_features + n_windows) * 4
     return MemoryEstimate(models * copies * param_bytes, models * activations, models * data)
 
 
@@ -674,16 +666,10 @@ def _available_memory() -> tuple[int, str]:
 
 
 def check_memory(
-    config: ModelConfig,
-    train: TrainConfig,
-    n_windows: int,
-    window: int,
-    *,
-    models: int = 1,
-    series: bool = False,
+    config: ModelConfig, train: TrainConfig, n_windows: int, window: int, *, models: int = 1
 ) -> MemoryEstimate:
     """:func:`estimate_memory`, or ConfigError naming the estimate and what the machine has when it does not fit."""
-    needed = estimate_memory(config, train, n_windows, window, models=models, series=series)
+    needed = estimate_memory(config, train, n_windows, window, models=models)
     available, what = _available_memory()
     if needed.total > available:
         gigabytes = [value / 1e9 for value in (needed.total, needed.state, needed.activations, needed.data, available)]

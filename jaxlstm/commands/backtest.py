@@ -113,7 +113,7 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     frame = load_frame(data)
     folds = make_folds(frame, data, backtest)
     largest = max(len(fold.dataset.x_train) for fold in folds)
-    check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds, series=True)
+    check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds)
     config = RunConfig(record(data, frame), model, train, backtest=backtest)
     meta = {"config": config.to_dict(), "folds_sha256": folds_digest(folds)}
     return _Setup(out, config, folds, meta, overwrite=args.overwrite, writes=writes)

@@ -88,7 +88,7 @@ def _new_run(args: argparse.Namespace) -> _Setup:
     # Recorded, so that a resumed run splits its batches the same way (the same seed gives the same bits only then).
     devices = training_devices(train_config, len(dataset.x_train))
     train_config = dataclasses.replace(train_config, devices=len(devices))
-    check_memory(model_config, train_config, len(dataset.x_train), data.window, series=True)
+    check_memory(model_config, train_config, len(dataset.x_train), data.window)
     config = RunConfig(record(data, frame, dataset), model_config, train_config)
     model = Forecaster(model_config, rngs=nnx.Rngs(train_config.seed))
     return _Setup(out, config, scalers_of(dataset), dataset, model, overwrite=args.overwrite, writes=writes)
