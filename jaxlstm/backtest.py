@@ -33,6 +33,7 @@ from jaxlstm.config import BacktestConfig, DataConfig, ModelConfig, TargetTransf
 from jaxlstm.data import (
     Dataset,
     from_changes,
+    hash_array,
     numeric_columns,
     paths,
     prepare_as,
@@ -205,7 +206,7 @@ def folds_digest(folds: list[Fold]) -> str:
     hashed = hashlib.sha256()
     for fold in folds:
         for array in (fold.dataset.x_train, fold.dataset.y_train, fold.dataset.x_test, fold.actual, fold.previous):
-            hashed.update(np.ascontiguousarray(array).tobytes())
+            hash_array(hashed, array)
     return hashed.hexdigest()
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "Dataset",
     "LatestData",
     "from_changes",
+    "hash_array",
     "load_dataset",
     "load_frame",
     "load_prices",
@@ -267,7 +268,7 @@ def record(config: DataConfig, frame: pd.DataFrame, dataset: Dataset | None = No
     if dataset is not None:
         hashed = hashlib.sha256()
         for array in (dataset.x_train, dataset.y_train):
-            hashed.update(array.tobytes())
+            hash_array(hashed, array)
         digest = hashed.hexdigest()
     return dataclasses.replace(
         config,
@@ -277,6 +278,20 @@ def record(config: DataConfig, frame: pd.DataFrame, dataset: Dataset | None = No
         last_rows=None,
         sha256=digest,
     )
+
+
+def hash_array(hashed: hashlib._Hash, array: np.ndarray, rows: int = 4096) -> None:
+    """Feeds ``array``'s bytes in C order to ``hashed``, ``rows`` of its first axis at a time: the digest of
+    ``array.tobytes()``, without a copy of a window view whole (60 times its series).
+
+    >>> whole, blocks = hashlib.sha256(), hashlib.sha256()
+    >>> x = window_view(np.arange(10_000, dtype=np.float32)[:, None], 60)
+    >>> whole.update(x.tobytes()); hash_array(blocks, x, rows=7)
+    >>> whole.hexdigest() == blocks.hexdigest()
+    True
+    """
+    for start in range(0, len(array), rows):
+        hashed.update(np.ascontiguousarray(array[start : start + rows]).tobytes())
 
 
 def select_dates(frame: pd.DataFrame, start: str | None = None, end: str | None = None) -> pd.DataFrame:
