@@ -72,6 +72,7 @@ __all__ = [
     "select_dates",
     "to_changes",
     "to_prices",
+    "training_input",
     "window_series",
     "window_view",
 ]
@@ -766,6 +767,15 @@ def window_view(series: np.ndarray, window: int) -> np.ndarray:
            [2., 3., 4.]])
     """
     return np.moveaxis(sliding_window_view(series, window, axis=-2), -1, -2)
+
+
+def training_input(x: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """What training places on the devices for windows ``x`` (..., n, window, features): the series they view,
+    contiguous, and the window length to gather them with; or ``x`` itself and None when it is no such view."""
+    series = window_series(x)
+    if series is None:
+        return np.asarray(x), None
+    return np.ascontiguousarray(series), x.shape[-2]
 
 
 def window_series(x: np.ndarray) -> np.ndarray | None:

@@ -32,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxlstm.config import ModelConfig, TrainConfig
-from jaxlstm.data import window_series
+from jaxlstm.data import training_input
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
 from jaxlstm.runtime import gather, place
@@ -161,9 +161,7 @@ def fit_ensemble(
         state = dataclasses.replace(resume, history=dataclasses.replace(resume.history, loss=list(resume.history.loss)))
     sharding = NamedSharding(layout.mesh, P(MODEL_AXIS))
     params, opt_state, keys = place(per_device((state.params, state.opt_state, state.key)), sharding)
-    series = window_series(np.asarray(x))
-    window = None if series is None else np.shape(x)[-2]
-    inputs = np.asarray(x) if series is None else np.ascontiguousarray(series)
+    inputs, window = training_input(np.asarray(x))
     data = (inputs, np.asarray(y), *([np.asarray(n_valid, np.int32)] if own_data else []))
     data = place(per_device(data), sharding) if own_data else place(data, NamedSharding(layout.mesh, P()))
 

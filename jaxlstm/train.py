@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from jaxlstm import runtime
 from jaxlstm.config import ModelConfig, TrainConfig, check_count
-from jaxlstm.data import window_series
+from jaxlstm.data import training_input
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.introspect import trace_gates
 from jaxlstm.models import Forecaster
@@ -211,7 +211,7 @@ def make_epoch(
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,), or (n_samples, outputs) for a model with several
     outputs (a window's loss is the mean over its outputs, as Keras's MSE). With ``window``, ``x`` is instead a
     series (n_samples + window - 1, features) whose sample ``k`` is ``x[k : k + window]``
-    (:func:`~jaxlstm.data.window_series`): each batch gathers its windows inside the epoch, so the epoch holds the
+    (:func:`~jaxlstm.data.training_input`): each batch gathers its windows inside the epoch, so the epoch holds the
     series once instead of ``window`` copies of it. The batches are a fresh permutation drawn from ``key``; the
     last, partial one is padded with index 0 and masked; a ``batch_size`` above
     ``n_samples`` makes one batch of every sample, as Keras does. Each batch is split evenly along the batch axis of
@@ -356,7 +356,7 @@ def compile_ahead(function: Callable, *args: Any, donate_argnums: tuple[int, ...
 
 class _Data(NamedTuple):
     """The training and validation windows and targets, placed on the devices; with ``window``, ``x_train`` is the
-    series the training windows are gathered from (:func:`~jaxlstm.data.window_series`)."""
+    series the training windows are gathered from (:func:`~jaxlstm.data.training_input`)."""
 
     x_train: Array
     y_train: Array
@@ -388,13 +388,11 @@ def _hold_out(x: np.ndarray, y: np.ndarray, validation_split: float) -> tuple[np
 
 def _place_data(held_out: tuple[np.ndarray, ...], mesh: Mesh) -> _Data:
     """The held-out arrays replicated on every device of ``mesh``; training windows that are views of one series
-    as that series (:func:`~jaxlstm.data.window_series`)."""
+    as that series (:func:`~jaxlstm.data.training_input`)."""
     x_train, *others = held_out
-    series = window_series(x_train)
-    window = None if series is None else x_train.shape[1]
+    inputs, window = training_input(x_train)
     replicated = NamedSharding(mesh, P())
-    placed = (x_train if series is None else np.ascontiguousarray(series), *others)
-    return _Data(*(jax.device_put(array, replicated) for array in placed), window=window)
+    return _Data(*(jax.device_put(array, replicated) for array in (inputs, *others)), window=window)
 
 
 def _device_count(config: TrainConfig, resume: TrainState | None) -> int | None:
