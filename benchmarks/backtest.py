@@ -210,10 +210,17 @@ def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) 
     rows = []
     for size in sizes:
         for layout_name, at_once in [("default", None), *([("vmap", size)] if size <= LARGEST_VMAP else [])]:
-            ensemble = fit_ensemble(
-                model, dataset.x_train, dataset.y_train, config, seeds=list(range(size)), models_at_once=at_once
-            )
             layout = model_layout(size, at_once)
+            try:
+                ensemble = fit_ensemble(
+                    model, dataset.x_train, dataset.y_train, config, seeds=list(range(size)), models_at_once=at_once
+                )
+            except Exception as error:  # out of device memory: record it and go on to the other sizes
+                if "RESOURCE_EXHAUSTED" not in str(error):
+                    raise
+                rows.append({"models": size, "layout": layout_name, "error": str(error).splitlines()[0]})
+                print(f"(d) N={size:4} {layout_name:7}: out of device memory", flush=True)
+                continue
             row = {
                 "models": size,
                 "layout": layout_name,
@@ -273,7 +280,7 @@ def plot(results: dict[str, Any], epochs: int, path: Path, title: str) -> None:
     left.set(ylabel=f"seconds per model-fit ({epochs} epochs)")
     left.set_title("one walk-forward model-fit (compile, warm-up excluded)")
     left.grid(alpha=0.3, axis="y")
-    rows = results.get("d_sweep", [])
+    rows = [row for row in results.get("d_sweep", []) if "error" not in row]
     for layout_name, label in (("default", "default layout"), ("vmap", "all side by side (vmap)")):
         points = [row for row in rows if row["layout"] == layout_name]
         if points:

@@ -29,7 +29,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg
 export JAXLSTM_BENCH_RESULTS="${out:-${JAXLSTM_BENCH_RESULTS:-$PWD/benchmarks/results}}"
 python=${PYTHON:-python}
 peers=jaxlstm,jaxlstm-warm,torch
-if "$python" -c "import keras" 2>/dev/null; then peers=$peers,keras-jax-warm; fi
+if KERAS_BACKEND=jax "$python" -c "import keras" 2>/dev/null; then peers=$peers,keras-jax-warm; fi
 if [ -n "$smoke" ]; then
   backtest=(--folds 2 --seeds 2 --epochs 1 --sweep 1,4 --sweep-epochs 1)
   ensemble=(--sizes 1,2 --epochs 1 --sequential 1)

@@ -7,7 +7,7 @@ from flax import nnx
 
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
-from jaxlstm.ensemble import fit_ensemble, model_layout
+from jaxlstm.ensemble import _initial_models, fit_ensemble, model_layout
 from jaxlstm.errors import ConfigError, TrainingError
 from jaxlstm.models import Forecaster
 from jaxlstm.train import fit
@@ -33,6 +33,20 @@ def test_each_member_equals_its_own_fit() -> None:
         np.testing.assert_allclose(member_losses, history.loss, rtol=1e-5)
         for a, b in zip(jax.tree.leaves(nnx.state(member)), jax.tree.leaves(nnx.state(alone)), strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["vanilla", "stacked", "bidirectional", "conv"])
+def test_the_models_start_bit_for_bit_as_each_seeds_own_model(architecture: str) -> None:
+    """The ensemble builds every model's initial weights in one vmapped construction; each must be exactly the
+    model that `Forecaster(config, rngs=nnx.Rngs(seed))` builds alone (glorot, orthogonal and bias initialisers)."""
+    model_config = preset(architecture, units=6)
+    seeds = [0, 7, 123456]
+    graphdef, params, rest = _initial_models(model_config, seeds)
+    for k, seed in enumerate(seeds):
+        member = nnx.merge(graphdef, *jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest)))
+        alone = nnx.state(Forecaster(model_config, rngs=nnx.Rngs(seed)))
+        for a, b in zip(jax.tree.leaves(nnx.state(member)), jax.tree.leaves(alone), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_models_are_spread_over_the_devices_the_same_number_on_each() -> None:
