@@ -27,6 +27,7 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -203,11 +204,11 @@ def darts_refits(
     return row
 
 
-def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) -> list[dict]:
-    """(d) ``fit_ensemble`` of N models on the tutorial's windows, in the default layout and all side by side."""
+def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) -> Iterator[dict]:
+    """(d) ``fit_ensemble`` of N models on the tutorial's windows, in the default layout and all side by side: one
+    row per program, as each is timed."""
     dataset = prepare(load_prices(ROOT / "data" / "GOOG.csv").iloc[-230:], split=172)
     config = TrainConfig(epochs=sweep_epochs)
-    rows = []
     for size in sizes:
         for layout_name, at_once in [("default", None), *([("vmap", size)] if size <= LARGEST_VMAP else [])]:
             layout = model_layout(size, at_once)
@@ -218,8 +219,8 @@ def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) 
             except Exception as error:  # out of device memory: record it and go on to the other sizes
                 if "RESOURCE_EXHAUSTED" not in str(error):
                     raise
-                rows.append({"models": size, "layout": layout_name, "error": str(error).splitlines()[0]})
                 print(f"(d) N={size:4} {layout_name:7}: out of device memory", flush=True)
+                yield {"models": size, "layout": layout_name, "error": str(error).splitlines()[0]}
                 continue
             row = {
                 "models": size,
@@ -230,14 +231,13 @@ def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) 
                 "train_seconds": ensemble.train_seconds,
                 "seconds_per_fit_scaled": ensemble.train_seconds / size / sweep_epochs * epochs,
             }
-            rows.append(row)
             print(
                 f"(d) N={size:4} {layout_name:7} ({layout.at_once} at once on each of {layout.grid[0]} devices): "
                 f"{ensemble.train_seconds:.2f} s training + {ensemble.compile_seconds:.2f} s compile: "
                 f"{row['seconds_per_fit_scaled']:.3f} s per model-fit scaled to {epochs} epochs",
                 flush=True,
             )
-    return rows
+            yield row
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
@@ -342,30 +342,36 @@ def main() -> None:
     )
 
     results: dict[str, Any] = {}
+    settings = {
+        **vars(args),
+        "csv": str(data.path),
+        "rows": len(frame),
+        "backtest": backtest.to_dict(),
+        "model": model.to_dict(),
+        "cutoffs": [str(fold.cutoff.date()) for fold in folds],
+    }
+
+    def save() -> Path:  # after every part and sweep row, so that a run stopped at a time limit keeps them
+        content = {"environment": env, "settings": settings, "results": results, "ratios": ratios(results)}
+        return write_results("backtest", content)
+
     if "a" not in skip:
         results["a_one_program"] = one_program(folds, model, backtest, args.epochs)
+        save()
     if "b" not in skip:
         results["b_fit_per_model"] = fit_per_model(folds, model, args.seeds, args.epochs, args.fits)
+        save()
     if "c" not in skip:
         results["c_darts"] = darts_refits(frame, data, folds[: args.darts_refits], backtest, args.epochs)
+        save()
     if "d" not in skip:
-        results["d_sweep"] = sweep(model, sizes, args.sweep_epochs, args.epochs)
-    content = {
-        "environment": env,
-        "settings": {
-            **vars(args),
-            "csv": str(data.path),
-            "rows": len(frame),
-            "backtest": backtest.to_dict(),
-            "model": model.to_dict(),
-            "cutoffs": [str(fold.cutoff.date()) for fold in folds],
-        },
-        "results": results,
-        "ratios": ratios(results),
-    }
-    for name, value in content["ratios"].items():
+        results["d_sweep"] = []
+        for row in sweep(model, sizes, args.sweep_epochs, args.epochs):
+            results["d_sweep"].append(row)
+            save()
+    for name, value in ratios(results).items():
         print(f"{name}: {value:.2f}")
-    folder = write_results("backtest", content)
+    folder = save()
     title = f"stacked, {args.folds} folds x {args.seeds} seeds, {args.epochs} epochs, {env['machine']}"
     plot(results, args.epochs, folder / "backtest.png", title)
     print(f"wrote {folder}/backtest.json and .png")

@@ -78,13 +78,8 @@ def main() -> None:
             f"{row['sequential_train_seconds_extrapolated']:8.2f} s (extrapolated); speedup {row['speedup']:.2f}x",
             flush=True,
         )
-    content = {
-        "environment": env,
-        "settings": vars(args),
-        "sequential_runs": sequential,
-        "results": rows,
-    }
-    folder = write_results("ensemble", content)
+        content = {"environment": env, "settings": vars(args), "sequential_runs": sequential, "results": rows}
+        folder = write_results("ensemble", content)  # after every size: a run stopped at a time limit keeps them
 
     import matplotlib
 

@@ -353,6 +353,13 @@ def main() -> None:
     archs = args.archs.split(",")
     names = args.implementations.split(",")
     runs = []
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("worker", "arch", "seed")}
+    stem = "seed_vs_keras" if args.precision == "float32" else f"seed_vs_keras-{args.precision}"
+
+    def save() -> Path:  # after every run, so that a run stopped at a time limit keeps what it measured
+        summary = summarize(runs, archs, args.epochs)
+        return write_results(stem, {"environment": env, "settings": settings, "summary": summary, "runs": runs})
+
     with tempfile.TemporaryDirectory() as caches:
 
         def run(name: str, arch: str, seed: int) -> dict[str, Any]:
@@ -378,13 +385,11 @@ def main() -> None:
                         + ", ".join(f"{k} {v:.3g}" for k, v in result.items() if isinstance(v, float)),
                         flush=True,
                     )
+                    folder = save()
     summary = summarize(runs, archs, args.epochs)
     print_summary(summary)
-    settings = {k: str(v) for k, v in vars(args).items() if k not in ("worker", "arch", "seed")}
-    name = "seed_vs_keras" if args.precision == "float32" else f"seed_vs_keras-{args.precision}"
-    folder = write_results(name, {"environment": env, "settings": settings, "summary": summary, "runs": runs})
-    plot(summary, env, folder / f"{name}.png")
-    print(f"\nwrote {folder}/{name}.json and .png")
+    plot(summary, env, folder / f"{stem}.png")
+    print(f"\nwrote {folder}/{stem}.json and .png")
 
 
 if __name__ == "__main__":

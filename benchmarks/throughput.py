@@ -230,6 +230,34 @@ def plot(results: list[dict[str, Any]], env: dict[str, Any], path: Path) -> None
     plt.close(fig)
 
 
+def summarize(
+    env: dict[str, Any], args: argparse.Namespace, results: list[dict], skipped: list[dict]
+) -> dict[str, Any]:
+    """The JSON content: every timing, and each implementation's time over jaxlstm-fused's in the same precision."""
+    speedups = {}
+    for key in {(r["model"], r["time"], r["batch"], r["hidden"], r["precision"]) for r in results}:
+        row = {
+            r["implementation"]: r["seconds"]
+            for r in results
+            if (r["model"], r["time"], r["batch"], r["hidden"], r["precision"]) == key
+        }
+        fused = "jaxlstm-fused" if key[-1] == "float32" else f"jaxlstm-fused [{key[-1]}]"
+        if fused in row:
+            speedups["/".join(map(str, key))] = {n: s / row[fused] for n, s in row.items()}
+    return {
+        "environment": env,
+        "flop_convention": "matmuls only, 2 per multiply-add; forward+backward = 3x forward",
+        "settings": vars(args),
+        "results": results,
+        "skipped": skipped,
+        "time_ratio_to_jaxlstm_fused": speedups,
+        "median_ratio_to_jaxlstm_fused": {
+            name: statistics.median(ratios[name] for ratios in speedups.values() if name in ratios)
+            for name in {n for ratios in speedups.values() for n in ratios}
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hidden", default="50,128,256,512,1024")
@@ -256,6 +284,7 @@ def main() -> None:
     env["peak_gemm_gflops"] = peak_gemm_flops() / 1e9
     print_environment(env)
     results, skipped = [], []
+    stem = "throughput" if precisions == ["float32"] else f"throughput-{'-'.join(precisions)}"
     grid = itertools.product(
         args.models.split(","), *(map(int, v.split(",")) for v in (args.time, args.batch, args.hidden))
     )
@@ -281,6 +310,7 @@ def main() -> None:
                 "fraction_of_peak": flops / seconds / 1e9 / env["peak_gemm_gflops"],
             }
             results.append(row)
+            write_results(stem, summarize(env, args, results, skipped))  # a run stopped at a time limit keeps them
             print(
                 f"{model:7} T={time_steps:<4} B={batch:<4} H={hidden:<5} {row['implementation']:36} "
                 f"{1000 * seconds:10.2f} ms "
@@ -290,33 +320,11 @@ def main() -> None:
             )
     for config in skipped:
         print(f"skipped (over --max-gflop {max_gflop}): {config}")
-    speedups = {}
-    for key in {(r["model"], r["time"], r["batch"], r["hidden"], r["precision"]) for r in results}:
-        row = {
-            r["implementation"]: r["seconds"]
-            for r in results
-            if (r["model"], r["time"], r["batch"], r["hidden"], r["precision"]) == key
-        }
-        fused = "jaxlstm-fused" if key[-1] == "float32" else f"jaxlstm-fused [{key[-1]}]"
-        if fused in row:
-            speedups["/".join(map(str, key))] = {n: s / row[fused] for n, s in row.items()}
-    content = {
-        "environment": env,
-        "flop_convention": "matmuls only, 2 per multiply-add; forward+backward = 3x forward",
-        "settings": vars(args),
-        "results": results,
-        "skipped": skipped,
-        "time_ratio_to_jaxlstm_fused": speedups,
-        "median_ratio_to_jaxlstm_fused": {
-            name: statistics.median(ratios[name] for ratios in speedups.values() if name in ratios)
-            for name in {n for ratios in speedups.values() for n in ratios}
-        },
-    }
-    name = "throughput" if precisions == ["float32"] else f"throughput-{'-'.join(precisions)}"
-    folder = write_results(name, content)
-    plot(results, env, folder / f"{name}.png")
+    content = summarize(env, args, results, skipped)
+    folder = write_results(stem, content)
+    plot(results, env, folder / f"{stem}.png")
     print(f"median time ratio to jaxlstm-fused (>1: slower than ours): {content['median_ratio_to_jaxlstm_fused']}")
-    print(f"wrote {folder}/{name}.json and .png")
+    print(f"wrote {folder}/{stem}.json and .png")
 
 
 if __name__ == "__main__":
