@@ -91,17 +91,24 @@ class Ensemble:
     train_seconds: float
 
 
-def _initial_models(model_config: ModelConfig, seeds: Sequence[int]) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
-    """The models' structure, and their initial parameters and other state with a leading models axis (n_models, ...),
-    built in one vmapped construction: model ``k``'s slice is bit for bit that of
-    ``Forecaster(model_config, rngs=nnx.Rngs(seeds[k]))``, at the cost of one model's Python instead of n_models'."""
+def _initial_models(model_config: ModelConfig, seeds: Sequence[int]) -> tuple[nnx.GraphDef, Any, Any]:
+    """The models' structure, and their initial parameters and other state with a leading models axis (n_models, ...).
 
+    One compiled construction builds every model (a compilation per model configuration, whatever the number of
+    models; a few milliseconds a model after it), and the host stacks them: model ``k``'s slice is bit for bit that
+    of ``Forecaster(model_config, rngs=nnx.Rngs(seeds[k]))`` on CPU (tested), without n_models eager constructions.
+    """
+
+    @jax.jit
     def initial(key: jax.Array) -> tuple[nnx.State, nnx.State]:
         _, params, rest = nnx.split(Forecaster(model_config, rngs=nnx.Rngs(key)), nnx.Param, ...)
         return params, rest
 
+    built = [initial(jax.random.key(seed)) for seed in seeds]
+    params = jax.tree.map(lambda *leaves: np.stack(leaves), *jax.device_get([params for params, _ in built]))
+    rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[rest for _, rest in built])
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: Forecaster(model_config, rngs=nnx.Rngs(0))))
-    return graphdef, *jax.vmap(initial)(jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32)))
+    return graphdef, params, rest
 
 
 def fit_ensemble(
