@@ -33,8 +33,8 @@ python=${PYTHON:-python}
 peers=jaxlstm,jaxlstm-warm,torch
 if KERAS_BACKEND=jax "$python" -c "import keras" 2>/dev/null; then peers=$peers,keras-jax-warm; fi
 if [ -n "$smoke" ]; then
-  backtest=(--folds 2 --seeds 2 --epochs 1 --sweep 1,4 --sweep-epochs 1)
-  ensemble=(--sizes 1,2 --epochs 1 --sequential 1)
+  backtest=(--folds 2 --seeds 2 --epochs 1 --sweep 2 --sweep-epochs 1)
+  ensemble=(--sizes 2 --epochs 1 --sequential 1)
   fit=(--epochs 1 --repeats 1 --implementations jaxlstm)
   throughput=(--hidden 8 --time 6 --batch 4 --models layer --repeats 1 --precision float32,bfloat16)
   limit=300
