@@ -13,7 +13,8 @@ process, on the same folds and seeds, the script times:
     same rolling windows, one refit per fold for the first ``--darts-refits`` folds: the whole call / refits.
 (d) ``jaxlstm.ensemble.fit_ensemble`` of N models on the tutorial's windows (as benchmarks/ensemble.py), for each N of
     ``--sweep``, ``--sweep-epochs`` epochs each, in the default layout and, for N <= 16, with all models side by side
-    under vmap (``models_at_once=N``): seconds per model-fit scaled to ``--epochs`` epochs.
+    under vmap (``models_at_once=N``), computing in each of ``--sweep-precision`` (float32 by default; bfloat16 is
+    the route to many models on a GPU): seconds per model-fit scaled to ``--epochs`` epochs.
 
     .venv/bin/python benchmarks/backtest.py                  # 20 folds x 5 seeds, 100 epochs each
     .venv/bin/python benchmarks/backtest.py --skip c,d       # jaxlstm's backtest only
@@ -23,6 +24,8 @@ Writes benchmarks/results/<machine>/backtest.json and .png.
 """
 
 import argparse
+import dataclasses
+import itertools
 import logging
 import statistics
 import sys
@@ -204,27 +207,36 @@ def darts_refits(
     return row
 
 
-def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) -> Iterator[dict]:
-    """(d) ``fit_ensemble`` of N models on the tutorial's windows, in the default layout and all side by side: one
-    row per program, as each is timed."""
+def sweep(
+    model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int, precisions: list[str]
+) -> Iterator[dict]:
+    """(d) ``fit_ensemble`` of N models on the tutorial's windows, in the default layout and all side by side, with
+    the model computing in each of ``precisions``: one row per program, as each is timed."""
     dataset = prepare(load_prices(ROOT / "data" / "GOOG.csv").iloc[-230:], split=172)
     config = TrainConfig(epochs=sweep_epochs)
-    for size in sizes:
+    for precision, size in itertools.product(precisions, sizes):
+        computing = dataclasses.replace(model, precision=precision)
         for layout_name, at_once in [("default", None), *([("vmap", size)] if size <= LARGEST_VMAP else [])]:
             layout = model_layout(size, at_once)
             try:
                 ensemble = fit_ensemble(
-                    model, dataset.x_train, dataset.y_train, config, seeds=list(range(size)), models_at_once=at_once
+                    computing, dataset.x_train, dataset.y_train, config, seeds=list(range(size)), models_at_once=at_once
                 )
             except Exception as error:  # out of device memory: record it and go on to the other sizes
                 if "RESOURCE_EXHAUSTED" not in str(error):
                     raise
-                print(f"(d) N={size:4} {layout_name:7}: out of device memory", flush=True)
-                yield {"models": size, "layout": layout_name, "error": str(error).splitlines()[0]}
+                print(f"(d) N={size:4} {layout_name:7} {precision}: out of device memory", flush=True)
+                yield {
+                    "models": size,
+                    "layout": layout_name,
+                    "precision": precision,
+                    "error": str(error).splitlines()[0],
+                }
                 continue
             row = {
                 "models": size,
                 "layout": layout_name,
+                "precision": precision,
                 "devices": layout.grid[0],
                 "models_at_once": layout.at_once,
                 "compile_seconds": ensemble.compile_seconds,
@@ -232,7 +244,8 @@ def sweep(model: ModelConfig, sizes: list[int], sweep_epochs: int, epochs: int) 
                 "seconds_per_fit_scaled": ensemble.train_seconds / size / sweep_epochs * epochs,
             }
             print(
-                f"(d) N={size:4} {layout_name:7} ({layout.at_once} at once on each of {layout.grid[0]} devices): "
+                f"(d) N={size:4} {layout_name:7} {precision} "
+                f"({layout.at_once} at once on each of {layout.grid[0]} devices): "
                 f"{ensemble.train_seconds:.2f} s training + {ensemble.compile_seconds:.2f} s compile: "
                 f"{row['seconds_per_fit_scaled']:.3f} s per model-fit scaled to {epochs} epochs",
                 flush=True,
@@ -281,8 +294,14 @@ def plot(results: dict[str, Any], epochs: int, path: Path, title: str) -> None:
     left.set_title("one walk-forward model-fit (compile, warm-up excluded)")
     left.grid(alpha=0.3, axis="y")
     rows = [row for row in results.get("d_sweep", []) if "error" not in row]
-    for layout_name, label in (("default", "default layout"), ("vmap", "all side by side (vmap)")):
-        points = [row for row in rows if row["layout"] == layout_name]
+    lines = itertools.product(
+        dict.fromkeys(row.get("precision", "float32") for row in rows),
+        (("default", "default layout"), ("vmap", "all side by side (vmap)")),
+    )
+    for precision, (layout_name, label) in lines:
+        points = [row for row in rows if (row["layout"], row.get("precision", "float32")) == (layout_name, precision)]
+        if precision != "float32":
+            label = f"{label}, {precision}"
         if points:
             right.plot(
                 [row["models"] for row in points],
@@ -312,6 +331,9 @@ def main() -> None:
     parser.add_argument("--darts-refits", type=int, default=2, help="(c): folds darts refits (one each)")
     parser.add_argument("--sweep", default="1,4,16,64,256", help="(d): models per program, comma-separated")
     parser.add_argument("--sweep-epochs", type=int, default=10, help="(d): epochs actually trained")
+    parser.add_argument(
+        "--sweep-precision", default="float32", help="(d): the models' compute precisions, e.g. float32,bfloat16"
+    )
     parser.add_argument("--skip", default="", help="parts to skip, e.g. c,d")
     parser.add_argument("--csv", type=Path, help="Yahoo daily CSV (default: every row of the bundled GOOG prices)")
     args = parser.parse_args()
@@ -366,7 +388,7 @@ def main() -> None:
         save()
     if "d" not in skip:
         results["d_sweep"] = []
-        for row in sweep(model, sizes, args.sweep_epochs, args.epochs):
+        for row in sweep(model, sizes, args.sweep_epochs, args.epochs, args.sweep_precision.split(",")):
             results["d_sweep"].append(row)
             save()
     for name, value in ratios(results).items():

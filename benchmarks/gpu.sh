@@ -5,7 +5,7 @@
 # script rewrites its JSON after every measurement, so a step stopped at its limit keeps what it measured (the PNG is
 # drawn at the end). The sizes and limits come from the first H200 run (benchmarks/results/gpu-nvidia-h200/), in
 # which all four steps overran limits planned without a GPU:
-#   1. the walk-forward backtest, with models per program N = 1..1024 (backtest.json/png);
+#   1. the walk-forward backtest, with models per program N = 1..1024 in float32 and bfloat16 (backtest.json/png);
 #   2. the ensemble: N tutorial models in one program against N sequential fits (ensemble.json/png);
 #   3. the tutorial pipeline: jaxlstm against PyTorch nn.LSTM (cuDNN), and Keras on its JAX backend when it is
 #      importable (seed_vs_keras.json/png), on 230 rows of the bundled GOOG prices (2012-02-01..2012-12-31: the
@@ -33,13 +33,13 @@ python=${PYTHON:-python}
 peers=jaxlstm,jaxlstm-warm,torch
 if KERAS_BACKEND=jax "$python" -c "import keras" 2>/dev/null; then peers=$peers,keras-jax-warm; fi
 if [ -n "$smoke" ]; then
-  backtest=(--folds 2 --seeds 2 --epochs 1 --sweep 2 --sweep-epochs 1)
+  backtest=(--folds 2 --seeds 2 --epochs 1 --sweep 2 --sweep-epochs 1 --sweep-precision float32,bfloat16)
   ensemble=(--sizes 2 --epochs 1 --sequential 1)
   fit=(--epochs 1 --repeats 1 --implementations jaxlstm)
   throughput=(--hidden 8 --time 6 --batch 4 --models layer --repeats 1 --precision float32,bfloat16)
   limit=300
 else
-  backtest=(--folds 20 --seeds 5 --epochs 100 --sweep 1,16,64,256,1024 --sweep-epochs 3)
+  backtest=(--folds 20 --seeds 5 --epochs 100 --sweep 1,16,64,256,1024 --sweep-epochs 3 --sweep-precision float32,bfloat16)
   ensemble=(--sizes 1,8,64,512 --epochs 5)
   fit=(--repeats 1 --implementations "$peers")
   throughput=(--hidden 50,1024 --time 60 --batch 32,1024 --repeats 3 --precision float32,tf32,bfloat16)
@@ -52,9 +52,9 @@ step() {  # step SECONDS COMMAND...: run it under a time limit (the smoke run's 
   echo "=== $* (limit ${seconds} s)"
   timeout "$seconds" "$@" || { echo "=== exit $? from: $*"; status=1; }
 }
-step 150 "$python" benchmarks/backtest.py --skip b,c "${backtest[@]}"
+step 180 "$python" benchmarks/backtest.py --skip b,c "${backtest[@]}"
 step 75 "$python" benchmarks/ensemble.py "${ensemble[@]}"
 tutorial=(--csv data/GOOG.csv --start 2012-02-01 --end 2012-12-31)
 step 130 "$python" benchmarks/seed_vs_keras.py --archs stacked "${tutorial[@]}" "${fit[@]}"
-step 170 "$python" benchmarks/throughput.py "${throughput[@]}"
+step 150 "$python" benchmarks/throughput.py "${throughput[@]}"
 exit $status

@@ -27,3 +27,7 @@ def test_the_gpu_suite_smoke_run_passes_and_writes_eight_files(tmp_path: Path) -
     )
     throughput = json.loads(next(tmp_path.rglob("throughput-float32-bfloat16.json")).read_text())
     assert {row["precision"] for row in throughput["results"]} == {"float32", "bfloat16"}
+    backtest = json.loads(next(tmp_path.rglob("backtest.json")).read_text())
+    assert {(row["precision"], row["layout"]) for row in backtest["results"]["d_sweep"]} == {
+        (precision, layout) for precision in ("float32", "bfloat16") for layout in ("default", "vmap")
+    }
