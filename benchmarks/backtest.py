@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import itertools
 import logging
+import math
 import statistics
 import sys
 import time
@@ -241,13 +242,19 @@ def sweep(
                 "models_at_once": layout.at_once,
                 "compile_seconds": ensemble.compile_seconds,
                 "train_seconds": ensemble.train_seconds,
+                "first_epoch_seconds": ensemble.first_epoch_seconds,
                 "seconds_per_fit_scaled": ensemble.train_seconds / size / sweep_epochs * epochs,
             }
+            if sweep_epochs > 1:  # the epochs after the first: what the program costs once it has run once
+                steady = (ensemble.train_seconds - ensemble.first_epoch_seconds) / (sweep_epochs - 1)
+                row["steady_epoch_seconds"] = steady
             print(
                 f"(d) N={size:4} {layout_name:7} {precision} "
                 f"({layout.at_once} at once on each of {layout.grid[0]} devices): "
                 f"{ensemble.train_seconds:.2f} s training + {ensemble.compile_seconds:.2f} s compile: "
-                f"{row['seconds_per_fit_scaled']:.3f} s per model-fit scaled to {epochs} epochs",
+                f"{row['seconds_per_fit_scaled']:.3f} s per model-fit scaled to {epochs} epochs; "
+                f"first epoch {1000 * ensemble.first_epoch_seconds:.1f} ms, "
+                f"then {1000 * row.get('steady_epoch_seconds', math.nan):.1f} ms per epoch",
                 flush=True,
             )
             yield row

@@ -83,12 +83,15 @@ def model_layout(n_models: int, models_at_once: int | None = None, *, devices: i
 
 @dataclass(frozen=True)
 class Ensemble:
-    """Trained models, their per-epoch training losses (epochs, n_models), and where the time went."""
+    """Trained models, their per-epoch training losses (epochs, n_models), and where the time went:
+    ``first_epoch_seconds`` is the wall time of the first epoch this call trained (part of ``train_seconds``; on a
+    GPU it carries the program's first-execution cost), NaN if it trained none."""
 
     models: list[Forecaster]
     losses: np.ndarray
     compile_seconds: float
     train_seconds: float
+    first_epoch_seconds: float = math.nan
 
 
 def _initial_models(model_config: ModelConfig, seeds: Sequence[int]) -> tuple[nnx.GraphDef, Any, Any]:
@@ -204,7 +207,8 @@ def fit_ensemble(
     split_all, split_seconds = compile_ahead(jax.vmap(jax.vmap(jax.random.split)), keys)
     state.history.compile_seconds += epoch_seconds + split_seconds  # a resumed run adds its own
     shown = {"desc": f"train {n_models} models", "unit": "epoch", "total": config.epochs, "initial": state.epoch}
-    clock = time.perf_counter()
+    clock = started = time.perf_counter()
+    first_epoch_seconds = math.nan
 
     def save() -> None:
         state.params, state.opt_state, state.key = per_model(gather((params, opt_state, keys)))
@@ -217,6 +221,8 @@ def fit_ensemble(
         params, opt_state, loss = epoch_all(params, opt_state, epoch_keys, *data)
         state.epoch += 1
         state.history.loss.append(np.asarray(gather(loss)).reshape(-1)[:n_models].tolist())
+        if math.isnan(first_epoch_seconds):
+            first_epoch_seconds = time.perf_counter() - started
         if not np.all(np.isfinite(state.history.loss[-1])):
             bad = np.flatnonzero(~np.isfinite(state.history.loss[-1]))
             named = ", ".join(f"{k} (seed {seeds[k]})" for k in bad)
@@ -239,4 +245,4 @@ def fit_ensemble(
         nnx.merge(graphdef, weights, jax.tree.map(lambda leaf, k=k: leaf[k], rest)) for k, weights in enumerate(trained)
     ]
     losses = np.asarray(state.history.loss, np.float64).reshape(-1, n_models)
-    return Ensemble(models, losses, state.history.compile_seconds, state.history.train_seconds)
+    return Ensemble(models, losses, state.history.compile_seconds, state.history.train_seconds, first_epoch_seconds)

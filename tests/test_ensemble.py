@@ -21,6 +21,7 @@ def test_each_member_equals_its_own_fit() -> None:
     seeds = [3, 5]
     ensemble = fit_ensemble(model_config, dataset.x_train, dataset.y_train, TrainConfig(epochs=3), seeds)
     assert ensemble.losses.shape == (3, 2)
+    assert 0 < ensemble.first_epoch_seconds < ensemble.train_seconds  # the first of the 3 epochs, part of them
     for seed, member, member_losses in zip(seeds, ensemble.models, ensemble.losses.T, strict=True):
         alone = Forecaster(model_config, rngs=nnx.Rngs(seed))
         history = fit(
