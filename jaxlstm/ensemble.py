@@ -103,13 +103,13 @@ def _initial_models(model_config: ModelConfig, seeds: Sequence[int]) -> tuple[nn
     """
 
     @jax.jit
-    def initial(key: jax.Array) -> tuple[nnx.State, nnx.State]:
+    def build(key: jax.Array) -> tuple[nnx.State, nnx.State]:
         _, params, rest = nnx.split(Forecaster(model_config, rngs=nnx.Rngs(key)), nnx.Param, ...)
         return params, rest
 
-    built = [initial(jax.random.key(seed)) for seed in seeds]
-    params = jax.tree.map(lambda *leaves: np.stack(leaves), *jax.device_get([params for params, _ in built]))
-    rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[rest for _, rest in built])
+    built = [build(jax.random.key(seed)) for seed in seeds]
+    params = jax.tree.map(lambda *leaves: np.stack(leaves), *jax.device_get([weights for weights, _ in built]))
+    rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[other for _, other in built])
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: Forecaster(model_config, rngs=nnx.Rngs(0))))
     return graphdef, params, rest
 
@@ -166,7 +166,7 @@ def fit_ensemble(
     if resume is not None and resume.epoch > config.epochs:
         raise ConfigError(f"the state to resume is at epoch {resume.epoch}, past epochs={config.epochs}")
     padded = np.asarray([*range(n_models), *[n_models - 1] * (layout.slots - n_models)])  # the last model repeated
-    graphdef, initial, rest = _initial_models(model_config, seeds)
+    graphdef, initial_params, rest = _initial_models(model_config, seeds)
     optimizer = make_optimizer(config)
 
     def per_device(tree: Any) -> Any:  # (n_models, ...) -> (devices, models per device, ...)
@@ -177,7 +177,8 @@ def fit_ensemble(
 
     if resume is None:
         keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-        state = TrainState(0, initial, jax.vmap(optimizer.init)(initial), keys, History(devices=layout.grid[0]))
+        opt_state = jax.vmap(optimizer.init)(initial_params)
+        state = TrainState(0, initial_params, opt_state, keys, History(devices=layout.grid[0]))
     else:
         state = dataclasses.replace(resume, history=dataclasses.replace(resume.history, loss=list(resume.history.loss)))
     sharding = NamedSharding(layout.mesh, P(MODEL_AXIS))

@@ -38,8 +38,8 @@ def test_each_member_equals_its_own_fit() -> None:
 
 @pytest.mark.parametrize("architecture", ["vanilla", "stacked", "bidirectional", "conv"])
 def test_the_models_start_bit_for_bit_as_each_seeds_own_model(architecture: str) -> None:
-    """The ensemble builds every model's initial weights in one vmapped construction; each must be exactly the
-    model that `Forecaster(config, rngs=nnx.Rngs(seed))` builds alone (glorot, orthogonal and bias initialisers)."""
+    """The ensemble builds every model's initial weights with one compiled construction; each must be exactly the
+    model that `Forecaster(config, rngs=nnx.Rngs(seed))` builds eagerly (glorot, orthogonal and bias initialisers)."""
     model_config = preset(architecture, units=6)
     seeds = [0, 7, 123456]
     graphdef, params, rest = _initial_models(model_config, seeds)
