@@ -60,6 +60,11 @@ def main() -> None:
     print(f"sequential fit: {per_model:.2f} s training + {compile_per_model:.2f} s compile per model (median)")
 
     rows = []
+
+    def save() -> Path:  # after every size, so that a run stopped at a time limit keeps what it measured
+        content = {"environment": env, "settings": vars(args), "sequential_runs": sequential, "results": rows}
+        return write_results("ensemble", content)
+
     for size in map(int, args.sizes.split(",")):
         ensemble = fit_ensemble(model_config, dataset.x_train, dataset.y_train, config, seeds=list(range(size)))
         row = {
@@ -78,8 +83,8 @@ def main() -> None:
             f"{row['sequential_train_seconds_extrapolated']:8.2f} s (extrapolated); speedup {row['speedup']:.2f}x",
             flush=True,
         )
-        content = {"environment": env, "settings": vars(args), "sequential_runs": sequential, "results": rows}
-        folder = write_results("ensemble", content)  # after every size: a run stopped at a time limit keeps them
+        save()
+    folder = save()
 
     import matplotlib
 

@@ -385,7 +385,8 @@ def main() -> None:
                         + ", ".join(f"{k} {v:.3g}" for k, v in result.items() if isinstance(v, float)),
                         flush=True,
                     )
-                    folder = save()
+                    save()
+    folder = save()
     summary = summarize(runs, archs, args.epochs)
     print_summary(summary)
     plot(summary, env, folder / f"{stem}.png")

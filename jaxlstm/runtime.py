@@ -59,8 +59,8 @@ def limit_heap_arenas(arenas: int | None = None) -> bool:
     XLA runs each CPU device's steps on threads of their own, and glibc gives busy threads heaps of their own (up to
     8 per core): over a long epoch split over two devices, their freed blocks fragment and the process grows with
     the number of batches. Measured on the 2-core dev machine (``benchmarks/scaling.py``, one epoch of 899,940
-    windows of the vanilla preset on two devices): 1,077 MB peak without the cap, 901 MB with it, in the same time
-    (106 s and 103 s).
+    windows of the vanilla preset on two devices): 1,077 MB peak without the cap, 882 MB with it, in the same time
+    (106 s and 104 s; ``benchmarks/results/cpu-2core/scaling.json`` and ``scaling-heap-cap.json``).
     A ``MALLOC_ARENA_MAX`` already in the environment is left as glibc read it.
 
     Returns whether a cap is in place: False without glibc (``libc.so.6``), which has no such arenas.
