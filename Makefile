@@ -1,12 +1,12 @@
 # make demo: train the tutorial's stacked LSTM on the bundled GOOG data (writes runs/demo/)
-# make test: the import-layering contracts (pyproject.toml) and the default test suite (`make test-slow`: the long ones)
+# make test: the import-layering contracts (pyproject.toml) and the fast tier of the tests; make test-all: both tiers
 # make forecast: a 20-day backtest of the bundled GOOG data, then the next 20 NYSE sessions with calibrated bands
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow forecast lint clean
+.PHONY: demo test test-slow test-all forecast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,8 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+test-all: test test-slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check jaxlstm tests benchmarks data

@@ -5,13 +5,13 @@ fold on its own rolling window of 172 rows before its cutoff (``BacktestConfig``
 every row of the bundled GOOG prices (2004-2013; the tutorial's 230 rows cannot hold 20 folds) or of ``--csv``. In one
 process, on the same folds and seeds, the script times:
 
-(a) ``jaxlstm.backtest.run_backtest``: the K x S models trained in one compiled program; seconds per model-fit is its
+(a) ``jaxlstm.forecasting.run_backtest``: the K x S models trained in one compiled program; seconds per model-fit is its
     training seconds / (K x S), compilation reported apart.
-(b) ``jaxlstm.train.fit`` once per model, for the first ``--fits`` (fold, seed) pairs only: the per-fit median of
+(b) ``jaxlstm.training.fit`` once per model, for the first ``--fits`` (fold, seed) pairs only: the per-fit median of
     the training seconds and, apart, of the compile seconds.
 (c) darts' ``historical_forecasts(retrain=True)`` with the tutorial's model as a ``BlockRNNModel``, seed 0, on the
     same rolling windows, one refit per fold for the first ``--darts-refits`` folds: the whole call / refits.
-(d) ``jaxlstm.ensemble.fit_ensemble`` of N models on the tutorial's windows (as benchmarks/ensemble.py), for each N of
+(d) ``jaxlstm.training.fit_ensemble`` of N models on the tutorial's windows (as benchmarks/ensemble.py), for each N of
     ``--sweep``, ``--sweep-epochs`` epochs each, in the default layout and, for N <= 16, with all models side by side
     under vmap (``models_at_once=N``), computing in each of ``--sweep-precision`` (float32 by default; bfloat16 is
     the route to many models on a GPU): seconds per model-fit scaled to ``--epochs`` epochs.
@@ -36,7 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jaxlstm.runtime import use_cpu_cores
+from jaxlstm.training.runtime import use_cpu_cores
 
 use_cpu_cores()
 
@@ -47,12 +47,12 @@ from flax import nnx  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, environment, print_environment, write_results  # noqa: E402
 
-from jaxlstm.backtest import Fold, make_folds, run_backtest  # noqa: E402
 from jaxlstm.config import BUNDLED_CSV, BacktestConfig, DataConfig, ModelConfig, TrainConfig, preset  # noqa: E402
 from jaxlstm.data import load_frame, load_prices, prepare  # noqa: E402
-from jaxlstm.ensemble import fit_ensemble, model_layout  # noqa: E402
-from jaxlstm.models import Forecaster  # noqa: E402
-from jaxlstm.train import fit  # noqa: E402
+from jaxlstm.forecasting.backtest import Fold, make_folds, run_backtest  # noqa: E402
+from jaxlstm.nn.models import Forecaster  # noqa: E402
+from jaxlstm.training.ensemble import fit_ensemble, model_layout  # noqa: E402
+from jaxlstm.training.single import fit  # noqa: E402
 
 PARTS = ("a", "b", "c", "d")
 LARGEST_VMAP = 16

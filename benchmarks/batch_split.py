@@ -1,11 +1,11 @@
 """When does splitting each batch over the CPU cores pay? One training epoch per preset and width, on one device and
 on two, in the same process run.
 
-``jaxlstm.train.fit`` can split every batch over several devices (data parallel: each device runs its share of the
+``jaxlstm.training.fit`` can split every batch over several devices (data parallel: each device runs its share of the
 batch and one ``psum`` per step adds the gradients). On a CPU each device is one core. The split saves time when a
 share's work outweighs the cost of the ``psum`` and of the second program; this script measures where that is, for
 the presets (vanilla, stacked, bidirectional, conv) at several widths, on synthetic random-walk windows (60 days,
-batch 32), so that the default rule of :func:`jaxlstm.train.split_devices` can be derived from it.
+batch 32), so that the default rule of :func:`jaxlstm.training.split_devices` can be derived from it.
 
     .venv/bin/python benchmarks/batch_split.py
     .venv/bin/python benchmarks/batch_split.py --windows 500 --epochs 2 --units 50   # a quick look
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.runtime import use_cpu_cores
+from jaxlstm.training.runtime import use_cpu_cores
 
 use_cpu_cores()
 
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, print_environment, write_results  # noqa: E402
 
 from jaxlstm.config import TrainConfig, preset  # noqa: E402
-from jaxlstm.models import Forecaster  # noqa: E402
-from jaxlstm.train import fit  # noqa: E402
+from jaxlstm.nn.models import Forecaster  # noqa: E402
+from jaxlstm.training.single import fit  # noqa: E402
 
 WINDOW = 60
 

@@ -19,8 +19,8 @@ import pandas as pd
 from common import ROOT, environment, write_results
 from matplotlib.figure import Figure
 
-from jaxlstm.calibration import calibrate
 from jaxlstm.commands import main
+from jaxlstm.forecasting.calibration import calibrate
 from jaxlstm.runs import load_backtest
 
 SHARED = ROOT.parent / "shared" / "data"

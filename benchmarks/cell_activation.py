@@ -1,12 +1,12 @@
-"""What one LSTM time step costs, and the choices in jaxlstm.fused that this measured.
+"""What one LSTM time step costs, and the choices in jaxlstm.nn.fused that this measured.
 
 For a (batch, H) step inside ``lax.scan`` it times, per step, forward and forward+backward:
 
-- ``textbook``: :func:`jaxlstm.cell.lstm_update`, three ``sigmoid`` and one ``tanh`` on H-wide slices of the
+- ``textbook``: :func:`jaxlstm.nn.lstm_update`, three ``sigmoid`` and one ``tanh`` on H-wide slices of the
   pre-activation slab, as the equations are written;
-- ``slab``: :func:`jaxlstm.fused.slab_update`, the fast path's form of the same equations, one ``tanh`` over the
+- ``slab``: :func:`jaxlstm.nn.fused.slab_update`, the fast path's form of the same equations, one ``tanh`` over the
   whole (batch, 4H) slab, with sigmoid(z) = (1 + tanh(z / 2)) / 2;
-- the fused layer (:func:`jaxlstm.fused.lstm_sequence`) with the input projection hoisted out of the loop or
+- the fused layer (:func:`jaxlstm.nn.lstm_sequence`) with the input projection hoisted out of the loop or
   computed inside it, and with ``unroll`` 1 and 2;
 
 and then what each formulation costs where it matters, per epoch of the tutorial's training (``fit`` of the
@@ -30,16 +30,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, median_seconds, print_environment, write_results
 
-from jaxlstm import fused
-from jaxlstm.cell import LSTMParams, LSTMState, lstm_update, preactivation
 from jaxlstm.config import TrainConfig, preset
-from jaxlstm.fused import lstm_sequence, slab_update
-from jaxlstm.models import Forecaster
-from jaxlstm.runtime import use_cpu_cores
-from jaxlstm.scan import scan_cell
-from jaxlstm.train import fit
+from jaxlstm.nn import fused
+from jaxlstm.nn.cell import LSTMParams, LSTMState, lstm_update, preactivation
+from jaxlstm.nn.fused import lstm_sequence, slab_update
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.nn.scan import scan_cell
+from jaxlstm.training.runtime import use_cpu_cores
+from jaxlstm.training.single import fit
 
-UPDATES = {"textbook (jaxlstm.cell.lstm_update)": lstm_update, "slab (jaxlstm.fused.slab_update)": slab_update}
+UPDATES = {"textbook (jaxlstm.nn.lstm_update)": lstm_update, "slab (jaxlstm.nn.fused.slab_update)": slab_update}
 
 
 def scan_with(update: Callable, params: LSTMParams, xs: jax.Array, state: LSTMState) -> jax.Array:

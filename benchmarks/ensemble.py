@@ -1,9 +1,10 @@
 """N independent tutorial models trained in one program, against N sequential runs. In that program
-(``jaxlstm.ensemble``) each CPU core trains its models one after another; a GPU trains them side by side (vmap).
+(``jaxlstm.training.ensemble``) each CPU core trains its models one after another; a GPU trains them side by side
+(vmap).
 
 Every model trains on the tutorial's windows (bundled GOOG, last 230 rows: 112 windows of 60 days) with its own
-seed. For each N the script times ``jaxlstm.ensemble.fit_ensemble`` and reports models trained per second in steady
-state (compilation, timed apart, excluded). The sequential baseline is ``jaxlstm.train.fit`` run one
+seed. For each N the script times ``jaxlstm.training.fit_ensemble`` and reports models trained per second in steady
+state (compilation, timed apart, excluded). The sequential baseline is ``jaxlstm.training.fit`` run one
 model after another with the default devices (on a multi-core CPU it splits each batch over the cores); it is
 measured for the first ``--sequential`` models and its per-model median extrapolated to N, labelled as such.
 
@@ -18,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from jaxlstm.runtime import use_cpu_cores
+from jaxlstm.training.runtime import use_cpu_cores
 
 use_cpu_cores()
 
@@ -29,9 +30,9 @@ from common import ROOT, environment, print_environment, write_results  # noqa: 
 
 from jaxlstm.config import TrainConfig, preset  # noqa: E402
 from jaxlstm.data import load_prices, prepare  # noqa: E402
-from jaxlstm.ensemble import fit_ensemble  # noqa: E402
-from jaxlstm.models import Forecaster  # noqa: E402
-from jaxlstm.train import fit  # noqa: E402
+from jaxlstm.nn.models import Forecaster  # noqa: E402
+from jaxlstm.training.ensemble import fit_ensemble  # noqa: E402
+from jaxlstm.training.single import fit  # noqa: E402
 
 
 def main() -> None:

@@ -52,11 +52,11 @@ from common import (
 
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare, select_dates
-from jaxlstm.evaluate import evaluate
-from jaxlstm.layers import LSTM, Stacked
-from jaxlstm.models import Forecaster
-from jaxlstm.runtime import use_cpu_cores
-from jaxlstm.train import fit
+from jaxlstm.forecasting.predict import evaluate
+from jaxlstm.nn.layers import LSTM, Stacked
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.training.runtime import use_cpu_cores
+from jaxlstm.training.single import fit
 
 BATCH, TIME, UNITS, LAYERS = 32, 60, 50, 4
 

@@ -65,15 +65,15 @@ def peak_megabytes() -> float:
 
 def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["JAXLSTM_CPU_DEVICES"] = str(args.devices)
-    from jaxlstm.runtime import limit_heap_arenas, use_cpu_cores
+    from jaxlstm.training.runtime import limit_heap_arenas, use_cpu_cores
 
     use_cpu_cores()
     limit_heap_arenas()  # as the CLI does
     from flax import nnx
 
     from jaxlstm.config import TrainConfig, preset
-    from jaxlstm.models import Forecaster
-    from jaxlstm.train import fit
+    from jaxlstm.nn.models import Forecaster
+    from jaxlstm.training.single import fit
 
     data = dataset(args.rows, args.features)
     model = Forecaster(preset(args.arch, n_features=args.features), rngs=nnx.Rngs(0))

@@ -39,7 +39,9 @@ from common import (
     write_results,
 )
 
-CACHE_ENV = "JAXLSTM_CACHE_DIR"  # jaxlstm.runtime.CACHE_ENV, spelled out: the peers' workers must not import JAX
+CACHE_ENV = (
+    "JAXLSTM_CACHE_DIR"  # jaxlstm.training.runtime.CACHE_ENV, spelled out: the peers' workers must not import JAX
+)
 IMPLEMENTATIONS = {  # name: (worker, environment, uses a warm compilation cache)
     "jaxlstm": ("jaxlstm", {CACHE_ENV: ""}, False),
     "jaxlstm-warm": ("jaxlstm", {}, True),
@@ -84,16 +86,16 @@ def peer_result(
 
 
 def worker_jaxlstm(args: argparse.Namespace) -> dict[str, Any]:
-    from jaxlstm.runtime import use_compilation_cache, use_cpu_cores
+    from jaxlstm.training.runtime import use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()
     use_compilation_cache()  # as the CLI does; the environment turns it off for the cold runs
     from flax import nnx
 
     from jaxlstm.config import TrainConfig, preset
-    from jaxlstm.evaluate import evaluate
-    from jaxlstm.models import Forecaster
-    from jaxlstm.train import fit
+    from jaxlstm.forecasting.predict import evaluate
+    from jaxlstm.nn.models import Forecaster
+    from jaxlstm.training.single import fit
 
     dataset = load_dataset(args)
     model = Forecaster(preset(args.arch, precision=args.precision), rngs=nnx.Rngs(args.seed))

@@ -44,7 +44,7 @@ from flax import nnx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, median_seconds, print_environment, write_results
 
-from jaxlstm.layers import LSTM, Stacked
+from jaxlstm.nn.layers import LSTM, Stacked
 
 Timing = tuple[float, float]  # (compile or warm-up seconds, median seconds per forward + backward)
 

@@ -4,8 +4,10 @@ The public API, importable from here::
 
     from jaxlstm import LSTM, Bidirectional, Stacked, Forecaster, fit, preset, TrainConfig, load_prices, prepare
 
-The names are loaded on first use, so that ``import jaxlstm.data`` or ``jaxlstm --help`` does not import JAX (the
-benchmarks prepare the peers' data with it, and a Keras-TensorFlow or PyTorch process should not pay for JAX).
+Each name lives in the subpackage of its concern (``jaxlstm.nn``, ``jaxlstm.data``, ``jaxlstm.training``,
+``jaxlstm.forecasting``, ``jaxlstm.introspect``, ``jaxlstm.runs``; docs/architecture.md draws them) and is loaded on
+first use, so that ``import jaxlstm.data`` or ``jaxlstm --help`` does not import JAX (the benchmarks prepare the
+peers' data with it, and a Keras-TensorFlow or PyTorch process should not pay for JAX).
 
 >>> import jaxlstm
 >>> jaxlstm.preset("stacked").units
@@ -16,51 +18,53 @@ from importlib import import_module
 from typing import Any
 
 _HOMES = {
-    "make_folds": "jaxlstm.backtest",
-    "run_backtest": "jaxlstm.backtest",
-    "summarize": "jaxlstm.backtest",
-    "calibrate": "jaxlstm.calibration",
-    "Gates": "jaxlstm.cell",
-    "LSTMParams": "jaxlstm.cell",
-    "LSTMState": "jaxlstm.cell",
-    "lstm_step": "jaxlstm.cell",
-    "lstm_update": "jaxlstm.cell",
     "BacktestConfig": "jaxlstm.config",
     "DataConfig": "jaxlstm.config",
     "ModelConfig": "jaxlstm.config",
     "RunConfig": "jaxlstm.config",
     "TrainConfig": "jaxlstm.config",
     "preset": "jaxlstm.config",
-    "ConvLSTM1D": "jaxlstm.convlstm",
-    "ConvLSTM2D": "jaxlstm.convlstm",
-    "ConvLSTM3D": "jaxlstm.convlstm",
-    "Dataset": "jaxlstm.data",
-    "load_dataset": "jaxlstm.data",
-    "load_prices": "jaxlstm.data",
-    "prepare": "jaxlstm.data",
-    "fit_ensemble": "jaxlstm.ensemble",
-    "fetch_prices": "jaxlstm.fetch",
     "ConfigError": "jaxlstm.errors",
     "DataError": "jaxlstm.errors",
     "JaxlstmError": "jaxlstm.errors",
     "RunError": "jaxlstm.errors",
     "TrainingError": "jaxlstm.errors",
-    "evaluate": "jaxlstm.evaluate",
-    "forecast_scaled": "jaxlstm.evaluate",
-    "forecast_refit": "jaxlstm.forecast",
-    "forecast_run": "jaxlstm.forecast",
-    "trading_days": "jaxlstm.forecast",
+    "Gates": "jaxlstm.nn",
+    "LSTMParams": "jaxlstm.nn",
+    "LSTMState": "jaxlstm.nn",
+    "lstm_step": "jaxlstm.nn",
+    "lstm_update": "jaxlstm.nn",
+    "LSTM": "jaxlstm.nn",
+    "Bidirectional": "jaxlstm.nn",
+    "Stacked": "jaxlstm.nn",
+    "ConvLSTM1D": "jaxlstm.nn",
+    "ConvLSTM2D": "jaxlstm.nn",
+    "ConvLSTM3D": "jaxlstm.nn",
+    "Forecaster": "jaxlstm.nn",
+    "count_parameters": "jaxlstm.nn",
+    "Dataset": "jaxlstm.data",
+    "load_dataset": "jaxlstm.data",
+    "load_prices": "jaxlstm.data",
+    "prepare": "jaxlstm.data",
+    "fetch_prices": "jaxlstm.data",
+    "History": "jaxlstm.training",
+    "fit": "jaxlstm.training",
+    "fit_ensemble": "jaxlstm.training",
+    "evaluate": "jaxlstm.forecasting",
+    "forecast_scaled": "jaxlstm.forecasting",
+    "make_folds": "jaxlstm.forecasting",
+    "run_backtest": "jaxlstm.forecasting",
+    "summarize": "jaxlstm.forecasting",
+    "calibrate": "jaxlstm.forecasting",
+    "trading_days": "jaxlstm.forecasting",
     "gradient_flow": "jaxlstm.introspect",
     "trace_gates": "jaxlstm.introspect",
-    "LSTM": "jaxlstm.layers",
-    "Bidirectional": "jaxlstm.layers",
-    "Stacked": "jaxlstm.layers",
-    "Forecaster": "jaxlstm.models",
-    "count_parameters": "jaxlstm.models",
-    "load_backtest": "jaxlstm.runs",
     "load_run": "jaxlstm.runs",
-    "History": "jaxlstm.train",
-    "fit": "jaxlstm.train",
+    "load_backtest": "jaxlstm.runs",
+    "forecast_run": "jaxlstm.runs",
+    "forecast_refit": "jaxlstm.runs",
+    "train_run": "jaxlstm.runs",
+    "backtest_run": "jaxlstm.runs",
 }
 __all__ = sorted(_HOMES)
 

@@ -47,6 +47,7 @@ __all__ = [
     "feature_names",
     "flag",
     "minimum_calibration",
+    "option_text",
     "parse_levels",
     "preset",
 ]
@@ -81,9 +82,16 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _shown(value: Any) -> str:
-    """A value for a message: numbers as they are, anything else quoted (``--window '60'``)."""
+def _quoted(value: Any) -> str:
+    """A bad value for a message: numbers as they are, anything else quoted (``--window '60'``)."""
     return str(value) if isinstance(value, numbers.Number) else repr(value)
+
+
+def option_text(value: Any) -> str:
+    """A setting as the command line spells it: ``0.8,0.95`` for a tuple, ``true``/``false`` for a flag."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _is_integer(value: Any) -> bool:
@@ -93,23 +101,23 @@ def _is_integer(value: Any) -> bool:
 def check_count(name: str, value: Any, example: int) -> None:
     """ConfigError unless ``value`` is a whole number >= 1 (``name`` is the flag, e.g. ``--epochs``)."""
     if not _is_integer(value) or value < 1:
-        raise ConfigError(f"{name} {_shown(value)}: must be a whole number >= 1, e.g. {name} {example}")
+        raise ConfigError(f"{name} {_quoted(value)}: must be a whole number >= 1, e.g. {name} {example}")
 
 
 def _check_positive(name: str, value: Any, example: float) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
-        raise ConfigError(f"{name} {_shown(value)}: must be a finite number > 0, e.g. {name} {example}")
+        raise ConfigError(f"{name} {_quoted(value)}: must be a finite number > 0, e.g. {name} {example}")
 
 
 def _check_fraction(name: str, value: Any, example: float) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ConfigError(f"{name} {_shown(value)}: must be at least 0 and below 1, e.g. {name} {example}")
+        raise ConfigError(f"{name} {_quoted(value)}: must be at least 0 and below 1, e.g. {name} {example}")
 
 
 def _check_seed(name: str, value: Any, example: int) -> None:
     if not _is_integer(value) or not 0 <= value < 2**32:
         raise ConfigError(
-            f"{name} {_shown(value)}: must be a whole number from 0 to {2**32 - 1}, e.g. {name} {example}"
+            f"{name} {_quoted(value)}: must be a whole number from 0 to {2**32 - 1}, e.g. {name} {example}"
         )
 
 
@@ -364,11 +372,11 @@ class DataConfig(_Section):
 
 @dataclass(frozen=True)
 class ModelConfig(_Section):
-    """Everything needed to rebuild a :class:`~jaxlstm.models.Forecaster`, fast-path choices included.
+    """Everything needed to rebuild a :class:`~jaxlstm.nn.Forecaster`, fast-path choices included.
 
     Attributes:
         arch: ``vanilla`` (one LSTM layer), ``stacked``, ``bidirectional`` or ``conv`` (ConvLSTM1D layers over
-            sub-sequences of the window, see :mod:`jaxlstm.convlstm`).
+            sub-sequences of the window, see :mod:`jaxlstm.nn.convlstm`).
         layers: number of recurrent layers.
         units: H, the units of each LSTM (per direction); the filters of each ConvLSTM.
         dropout: rate of the dropout after every recurrent layer.
@@ -376,8 +384,8 @@ class ModelConfig(_Section):
         outputs: units of the Dense head, the days forecast at once (:attr:`DataConfig.outputs`).
         subsequence_length: ``conv`` only: days per ConvLSTM step (a 60-day window is read as 4 steps of 15 days).
         kernel_size: ``conv`` only: width of the ConvLSTM kernels, in days ("valid" padding).
-        implementation: LSTM layers: ``fused`` (the fast path of :mod:`jaxlstm.fused`) or ``textbook`` (a scan of
-            :func:`jaxlstm.cell.lstm_step`, differentiated by JAX); both compute the same function and gradients.
+        implementation: LSTM layers: ``fused`` (the fast path of :mod:`jaxlstm.nn.fused`) or ``textbook`` (a scan of
+            :func:`jaxlstm.nn.lstm_step`, differentiated by JAX); both compute the same function and gradients.
         hoist_input: LSTM layers, fused path: compute the input projection for all steps before the loop.
         unroll: time steps per loop iteration of ``jax.lax.scan``.
         convolution: ConvLSTM layers: ``gemm`` (im2col and one matmul) or ``xla`` (``lax.conv_general_dilated``).
@@ -467,7 +475,7 @@ def preset(
 
 @dataclass(frozen=True)
 class TrainConfig(_Section):
-    """Hyperparameters of :func:`jaxlstm.train.fit`; the defaults are the tutorial's (Keras's ``model.fit``).
+    """Hyperparameters of :func:`jaxlstm.training.fit`; the defaults are the tutorial's (Keras's ``model.fit``).
 
     Attributes:
         epochs: passes over the training windows.
@@ -481,10 +489,10 @@ class TrainConfig(_Section):
         patience: with a validation split, stop after this many epochs without a better validation loss
             and restore the best weights (Keras's ``EarlyStopping(restore_best_weights=True)``).
         clip_norm: clip each step's gradient to this global norm (off when None).
-        optimizer: ``adam`` (optax's Adam, the default) or ``keras_adam`` (:func:`jaxlstm.train.keras_adam`,
+        optimizer: ``adam`` (optax's Adam, the default) or ``keras_adam`` (:func:`jaxlstm.training.keras_adam`,
             Keras's Adam to the last rounding). The two differ by far less than the run to run noise.
         shuffle: reshuffle the windows every epoch (Keras's ``fit(shuffle=True)``); False keeps their order.
-        devices: split each batch over this many devices (data parallel; see :func:`jaxlstm.train.split_devices`
+        devices: split each batch over this many devices (data parallel; see :func:`jaxlstm.training.split_devices`
             for the default). The same seed gives the same result for the same number of devices.
     """
 
@@ -526,7 +534,7 @@ class TrainConfig(_Section):
 
 @dataclass(frozen=True)
 class BacktestConfig(_Section):
-    """The folds of a walk-forward backtest (:mod:`jaxlstm.backtest`) and the models trained in each.
+    """The folds of a walk-forward backtest (:mod:`jaxlstm.forecasting.backtest`) and the models trained in each.
 
     Fold ``k`` has a cutoff, its first test day. Its model trains on the rows before the cutoff (the last
     ``train_days`` of them, or all of them with ``expanding``), with its scaler fit on those rows only, and forecasts
@@ -547,7 +555,7 @@ class BacktestConfig(_Section):
         calibration_window: with a number N, each conformal band is calibrated on the last N errors of its step
             only (a rolling calibration set); None: on every earlier error.
         levels: the coverages of the prediction intervals whose calibration the backtest measures
-            (:mod:`jaxlstm.calibration`).
+            (:mod:`jaxlstm.forecasting.calibration`).
         target_transform: ``level``, the tutorial's: the models see and predict prices; ``diff`` or
             ``log-return``: they see and predict the day-over-day changes of every feature and of the target
             (:func:`jaxlstm.data.to_changes`), and each forecast becomes a price from the day before's actual price.

@@ -1,4 +1,6 @@
-"""Shared fixtures: paths to the bundled data and to the real Yahoo CSVs in ../shared/data (when present)."""
+"""Shared fixtures: paths to the bundled data and to the real Yahoo CSVs in ../shared/data (when present); the tiers
+(a test marked ``subprocess`` or ``processes`` is in the slow tier, as one marked ``slow``); one compilation cache
+for the session and its child processes."""
 
 import atexit
 import os
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxlstm.runtime import CACHE_ENV, use_compilation_cache, use_cpu_cores
+from jaxlstm.training.runtime import CACHE_ENV, use_compilation_cache, use_cpu_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"
@@ -19,14 +21,26 @@ SHARED = ROOT.parent / "shared" / "data"
 # optimised build within the tests' tolerances; tests of bit-identical results compare runs under the same flags.
 # Subprocesses inherit the setting.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
-# This process keeps its compiled programs in a folder of its own, removed at exit: a program that another test already
-# compiled (the same model, shapes and settings) is loaded instead of compiled again. Set before the first compilation.
+# The session keeps its compiled programs in a folder of its own, removed at exit: a program that another test already
+# compiled (the same model, shapes and settings) is loaded instead of compiled again, in this process and in the
+# child processes it starts (they inherit the variable; never ~/.cache). Tests of the cache itself set their own.
 os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="jaxlstm-tests-xla-")
 atexit.register(shutil.rmtree, os.environ[CACHE_ENV], ignore_errors=True)
 use_compilation_cache()
-os.environ[CACHE_ENV] = ""  # subprocesses compile without a cache, never in ~/.cache (tests/test_cli.py covers it)
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: a peer that needs no TensorFlow
 use_cpu_cores()  # as the CLI does: fit splits batches over the cores, and the tests cover that path
+
+
+SLOW_KINDS = ("subprocess", "processes")
+"""Markers that put a test in the slow tier: a run of the command in a child process, several processes."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests of the slow kinds ``slow`` too, before ``-m "not slow"`` deselects them."""
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
 
 
 def shared_csv(name: str) -> Path:

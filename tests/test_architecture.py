@@ -19,7 +19,7 @@ def test_the_public_api_imports_from_the_package() -> None:
     from jaxlstm import LSTM, Bidirectional, Forecaster, Stacked, TrainConfig, fit, load_prices, prepare, preset
 
     assert all(callable(name) for name in (LSTM, Bidirectional, Stacked, Forecaster, TrainConfig, fit, prepare))
-    assert load_prices.__module__ == "jaxlstm.data" and preset.__module__ == "jaxlstm.config"
+    assert load_prices.__module__ == "jaxlstm.data.prices" and preset.__module__ == "jaxlstm.config"
     assert all(getattr(jaxlstm, name) is not None for name in jaxlstm.__all__)
 
 

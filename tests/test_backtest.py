@@ -1,5 +1,6 @@
-"""The walk-forward backtest against independent oracles: JAX's own permutation, `fit` of each fold and seed alone,
-hand-computed fold geometry, and a no-look-ahead experiment on the prices themselves."""
+"""The walk-forward backtest against independent oracles: a uniformity test of the one shuffle and its padded form,
+`fit` of each fold and seed alone, hand-computed fold geometry, and a no-look-ahead experiment on the prices
+themselves."""
 
 import dataclasses
 
@@ -8,14 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from scipy import stats
 
-from jaxlstm.backtest import make_folds, run_backtest, verdict
 from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.data import load_frame, load_prices
 from jaxlstm.errors import ConfigError, DataError
-from jaxlstm.evaluate import predict_prices, predict_scaled
-from jaxlstm.models import Forecaster
-from jaxlstm.train import fit, make_epoch, make_optimizer, masked_permutation
+from jaxlstm.forecasting.backtest import make_folds, run_backtest, verdict
+from jaxlstm.forecasting.predict import predict_prices, predict_scaled
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.training import fit, make_epoch, make_optimizer, shuffled
 from tests.conftest import BUNDLED
 
 DATA = DataConfig(window=10)
@@ -31,15 +33,29 @@ def frame():
 
 
 @pytest.mark.parametrize(("size", "counts"), [(40, [0, 1, 2, 17, 40]), (2000, [1625, 1626, 1999])])
-def test_masked_permutation_is_jaxs_permutation_of_the_valid_samples(size: int, counts: list[int]) -> None:
-    """Against jax.random.permutation itself, across JAX's one- and two-round regimes (n <= 1625 < n)."""
-    permute = jax.jit(masked_permutation, static_argnums=2)
+def test_a_padded_shuffle_is_the_shuffle_of_its_valid_samples(size: int, counts: list[int]) -> None:
+    """The first n of ``size`` shuffled positions are ``shuffled(key, n)``, the rest stay in place: across the one-
+    and two-round regimes (n <= 1625 < n), so that a padded model shuffles exactly as it would alone."""
+    padded = jax.jit(shuffled, static_argnums=1)
     for seed in range(3):
         key = jax.random.key(seed)
         for n in counts:
-            order = np.asarray(permute(key, jnp.int32(n), size))
-            np.testing.assert_array_equal(order[:n], np.asarray(jax.random.permutation(key, n)) if n else [])
+            order = np.asarray(padded(key, size, jnp.int32(n)))
+            np.testing.assert_array_equal(order[:n], np.asarray(shuffled(key, n)) if n else [])
             np.testing.assert_array_equal(order[n:], np.arange(n, size))
+            np.testing.assert_array_equal(np.sort(order), np.arange(size))
+
+
+def test_the_shuffle_is_uniform() -> None:
+    """Chi-square test of which sample lands in each position, over 3,000 keys (padded and alone): a uniform
+    shuffle puts each of 5 samples in each of 5 positions a fifth of the time."""
+    keys = jax.random.split(jax.random.key(0), 3000)
+    for orders in (
+        jax.vmap(lambda key: shuffled(key, 5))(keys),
+        jax.vmap(lambda key: shuffled(key, 9, jnp.int32(5)))(keys)[:, :5],
+    ):
+        counts = np.stack([np.bincount(np.asarray(orders[:, position]), minlength=5) for position in range(5)])
+        assert stats.chisquare(counts.ravel(), np.full(25, 3000 / 5)).pvalue > 1e-3
 
 
 def test_a_padded_epoch_equals_the_epoch_of_its_valid_samples() -> None:

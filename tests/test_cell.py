@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlstm.cell import LSTMParams, LSTMState, lstm_step, lstm_update
+from jaxlstm.nn.cell import LSTMParams, LSTMState, lstm_step, lstm_update
 from tests import numpy_lstm
 
 

@@ -14,22 +14,23 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import jaxlstm.train
-from jaxlstm.checkpoint import (
+import jaxlstm.training.single
+from jaxlstm.commands import main
+from jaxlstm.config import TrainConfig, preset
+from jaxlstm.data import load_prices, prepare
+from jaxlstm.errors import ConfigError, RunError, TrainingError
+from jaxlstm.fileio import write_atomic
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.training import TrainState
+from jaxlstm.training.checkpoint import (
     CheckpointWriter,
     checkpoint_name,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
-    write_atomic,
 )
-from jaxlstm.commands import main
-from jaxlstm.config import TrainConfig, preset
-from jaxlstm.data import load_prices, prepare
-from jaxlstm.errors import ConfigError, RunError, TrainingError
-from jaxlstm.models import Forecaster
-from jaxlstm.train import TrainState, fit
+from jaxlstm.training.single import fit
 from tests.conftest import BUNDLED, ROOT
 
 CONFIG = TrainConfig(epochs=6, batch_size=16, seed=5, validation_split=0.2, patience=50)
@@ -214,7 +215,7 @@ def test_save_checkpoint_failure_is_a_run_error(tmp_path: Path, uninterrupted) -
 
 def poison_from_epoch(monkeypatch, epoch: int, n_batches: int) -> None:
     """Makes the weights NaN (the loss stays finite) from ``epoch`` on, as a NaN gradient would."""
-    make_epoch = jaxlstm.train.make_epoch
+    make_epoch = jaxlstm.training.make_epoch
 
     def poisoned(*args, **kwargs):
         run_epoch = make_epoch(*args, **kwargs)
@@ -227,7 +228,7 @@ def poison_from_epoch(monkeypatch, epoch: int, n_batches: int) -> None:
 
         return wrapped
 
-    monkeypatch.setattr(jaxlstm.train, "make_epoch", poisoned)
+    monkeypatch.setattr(jaxlstm.training.single, "make_epoch", poisoned)
 
 
 def test_non_finite_weights_stop_training_and_keep_the_last_good_checkpoint(data, tmp_path: Path, monkeypatch) -> None:
@@ -250,14 +251,14 @@ def test_non_finite_weights_stop_training_and_keep_the_last_good_checkpoint(data
 KILL_ARGS = ["--arch", "vanilla", "--units", "8", "--epochs", "30", "--checkpoint-every", "5", "--quiet"]
 SLOW_CHILD = """
 import sys, time
-import jaxlstm.checkpoint
+import jaxlstm.training.checkpoint
 from jaxlstm.commands import main
-save = jaxlstm.checkpoint.CheckpointWriter.__call__
+save = jaxlstm.training.CheckpointWriter.__call__
 def save_then_pause(self, state):  # widens the window in which the parent's SIGKILL lands; the numbers are untouched
     path = save(self, state)
     time.sleep(0.3)
     return path
-jaxlstm.checkpoint.CheckpointWriter.__call__ = save_then_pause
+jaxlstm.training.CheckpointWriter.__call__ = save_then_pause
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from jaxlstm.commands import main
-from jaxlstm.runtime import CACHE_ENV
+from jaxlstm.training.runtime import CACHE_ENV
 
 FAST = ["--arch", "vanilla", "--units", "8", "--epochs", "2", "--quiet"]
 RUN_FILES = {

@@ -13,10 +13,10 @@ from flax import nnx
 
 from jaxlstm.commands import main
 from jaxlstm.config import preset
-from jaxlstm.convlstm import ConvLSTM1D, ConvLSTM2D, conv_output_length, convolve
 from jaxlstm.introspect import trace_gates
-from jaxlstm.layers import Bidirectional, Stacked
-from jaxlstm.models import Forecaster, count_parameters
+from jaxlstm.nn.convlstm import ConvLSTM1D, ConvLSTM2D, conv_output_length, convolve
+from jaxlstm.nn.layers import Bidirectional, Stacked
+from jaxlstm.nn.models import Forecaster, count_parameters
 
 keras = pytest.importorskip("keras")
 

@@ -7,10 +7,10 @@ from flax import nnx
 
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
-from jaxlstm.ensemble import _initial_models, fit_ensemble, model_layout
 from jaxlstm.errors import ConfigError, TrainingError
-from jaxlstm.models import Forecaster
-from jaxlstm.train import fit
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.training.ensemble import _initial_models, fit_ensemble, model_layout
+from jaxlstm.training.single import fit
 from tests.conftest import BUNDLED
 
 
@@ -86,5 +86,5 @@ def test_an_odd_ensemble_in_either_layout_equals_each_models_own_fit() -> None:
 def test_a_diverging_ensemble_stops_naming_its_models() -> None:
     dataset = prepare(load_prices(BUNDLED / "GOOG.csv").iloc[-100:], split=70, window=10)
     config = TrainConfig(epochs=3, learning_rate=1e38)  # Adam steps of 1e38: the weights overflow in epoch 1
-    with pytest.raises(TrainingError, match=r"model\(s\) 0 \(seed 4\), 1 \(seed 5\) stopped being finite at epoch 1"):
+    with pytest.raises(TrainingError, match=r"loss of model\(s\) 0 \(seed 4\), 1 \(seed 5\) became inf at epoch 1"):
         fit_ensemble(preset("vanilla", units=3), dataset.x_train, dataset.y_train, config, [4, 5])

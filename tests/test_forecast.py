@@ -17,11 +17,11 @@ from sklearn.preprocessing import MinMaxScaler
 from jaxlstm.commands import main
 from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.errors import ConfigError, DataError, RunError
-from jaxlstm.evaluate import predict_scaled
-from jaxlstm.forecast import trading_days
-from jaxlstm.models import Forecaster
+from jaxlstm.forecasting.forecast import trading_days
+from jaxlstm.forecasting.predict import predict_scaled
+from jaxlstm.nn.models import Forecaster
 from jaxlstm.runs import load_run
-from jaxlstm.train import fit
+from jaxlstm.training.single import fit
 from tests.conftest import BUNDLED
 
 SETTINGS = ["--arch", "vanilla", "--units", "4", "--epochs", "2", "--window", "10", "--horizon", "3", "--quiet"]
@@ -173,7 +173,8 @@ def test_bands_need_a_trained_run_and_a_positive_target() -> None:
     """A converted run has no training a backtest could repeat; a target with a zero in its last window has no
     log-return volatility to scale bands by."""
     from jaxlstm.config import BacktestConfig, DataConfig, RunConfig, preset
-    from jaxlstm.forecast import _check_same_recipe, _volatility
+    from jaxlstm.forecasting.forecast import volatility
+    from jaxlstm.runs.forecast import _check_same_recipe
 
     converted = RunConfig(DataConfig(), preset("vanilla"), None, converted_from={"format": "keras", "path": "m.keras"})
     backtest = RunConfig(DataConfig(), preset("vanilla"), TrainConfig(), backtest=BacktestConfig())
@@ -181,15 +182,15 @@ def test_bands_need_a_trained_run_and_a_positive_target() -> None:
         _check_same_recipe(converted, backtest, Path("runs/bt"))
     volume = np.r_[np.full(70, 1000.0), 0.0, np.full(5, 1000.0)]
     with pytest.raises(DataError, match=r"Volume is not positive on every one of the last 61 days, so it has no"):
-        _volatility(volume, DataConfig(target="Volume", features=("Volume",)))
-    assert _volatility(volume[:70] * np.exp(np.arange(70) % 2 * 0.01), DataConfig()) == pytest.approx(
+        volatility(volume, DataConfig(target="Volume", features=("Volume",)))
+    assert volatility(volume[:70] * np.exp(np.arange(70) % 2 * 0.01), DataConfig()) == pytest.approx(
         np.std(np.diff(np.log(volume[:70] * np.exp(np.arange(70) % 2 * 0.01)))[-60:], ddof=1)
     )
 
 
 def test_a_recipe_matches_whatever_a_recursive_horizon_and_never_with_a_validation_split() -> None:
     from jaxlstm.config import BacktestConfig, DataConfig, RunConfig, preset
-    from jaxlstm.forecast import _check_same_recipe
+    from jaxlstm.runs.forecast import _check_same_recipe
 
     def config(horizon: int, **train) -> RunConfig:
         return RunConfig(DataConfig(horizon=horizon, strategy="recursive"), preset("vanilla"), TrainConfig(**train))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.cell import LSTMParams, LSTMState, lstm_update
 from jaxlstm.config import preset
-from jaxlstm.fused import lstm_sequence, slab_update
-from jaxlstm.layers import scan_lstm
-from jaxlstm.models import Forecaster
+from jaxlstm.nn.cell import LSTMParams, LSTMState, lstm_update
+from jaxlstm.nn.fused import lstm_sequence, slab_update
+from jaxlstm.nn.layers import scan_lstm
+from jaxlstm.nn.models import Forecaster
 from tests import numpy_lstm
 
 

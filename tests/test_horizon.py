@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from flax import nnx
 
-from jaxlstm.backtest import make_folds, run_backtest
 from jaxlstm.commands import main
 from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.data import from_changes, load_prices, prepare
 from jaxlstm.errors import ConfigError, DataError
-from jaxlstm.evaluate import forecast_scaled, predict_scaled
-from jaxlstm.models import Forecaster
-from jaxlstm.train import fit
+from jaxlstm.forecasting.backtest import make_folds, run_backtest
+from jaxlstm.forecasting.predict import forecast_scaled, predict_scaled
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.training.single import fit
 from tests.conftest import BUNDLED
 
 MODEL = preset("vanilla", units=5)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.cell import LSTMState
 from jaxlstm.commands import main
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare
@@ -26,10 +25,12 @@ from jaxlstm.interop import (
     save_keras,
     to_keras,
 )
-from jaxlstm.layers import LSTM, Bidirectional, Stacked
-from jaxlstm.models import Forecaster
+from jaxlstm.nn.cell import LSTMState
+from jaxlstm.nn.layers import LSTM, Bidirectional, Stacked
+from jaxlstm.nn.models import Forecaster
 from jaxlstm.runs import load_run
-from jaxlstm.train import fit, make_optimizer
+from jaxlstm.training import make_optimizer
+from jaxlstm.training.single import fit
 from tests.conftest import BUNDLED
 
 keras = pytest.importorskip("keras")

@@ -17,8 +17,8 @@ from jaxlstm.interop import (
     to_torch,
     torch_state_dict,
 )
-from jaxlstm.layers import LSTM, Bidirectional, Stacked
-from jaxlstm.models import Forecaster
+from jaxlstm.nn.layers import LSTM, Bidirectional, Stacked
+from jaxlstm.nn.models import Forecaster
 from tests.conftest import BUNDLED
 
 torch = pytest.importorskip("torch")

@@ -16,13 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from jaxlstm.backtest import make_folds, run_backtest
-from jaxlstm.calibration import calibrate
 from jaxlstm.commands import main
 from jaxlstm.config import BacktestConfig, DataConfig, TrainConfig, preset
 from jaxlstm.errors import ConfigError, RunError
-from jaxlstm.evaluate import dropout_forecasts, forecast_scaled
-from jaxlstm.intervals import (
+from jaxlstm.forecasting.backtest import make_folds, run_backtest
+from jaxlstm.forecasting.calibration import calibrate
+from jaxlstm.forecasting.intervals import (
     CRPS_LEVELS,
     Conformal,
     Empirical,
@@ -33,7 +32,8 @@ from jaxlstm.intervals import (
     minimum_calibration,
     recent_volatility,
 )
-from jaxlstm.models import Forecaster
+from jaxlstm.forecasting.predict import dropout_forecasts, forecast_scaled
+from jaxlstm.nn.models import Forecaster
 from jaxlstm.runs import load_backtest
 from tests.conftest import BUNDLED
 

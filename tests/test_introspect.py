@@ -14,9 +14,9 @@ from jaxlstm.commands import main
 from jaxlstm.config import preset
 from jaxlstm.data import load_prices, prepare
 from jaxlstm.introspect import GateTrace, decay_per_step, gradient_flow, set_forget_bias, trace_gates
-from jaxlstm.layers import LSTM, Bidirectional
-from jaxlstm.models import Forecaster
-from jaxlstm.rnn import RNNForecaster
+from jaxlstm.nn.layers import LSTM, Bidirectional
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.nn.rnn import RNNForecaster
 from tests import numpy_lstm
 from tests.conftest import BUNDLED
 

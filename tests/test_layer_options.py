@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlstm.cell import LSTMState
-from jaxlstm.convlstm import ConvLSTM1D
-from jaxlstm.layers import LSTM, Bidirectional, Stacked, dropout_masks
+from jaxlstm.nn.cell import LSTMState
+from jaxlstm.nn.convlstm import ConvLSTM1D
+from jaxlstm.nn.layers import LSTM, Bidirectional, Stacked, dropout_masks
 from tests import numpy_lstm
 
 BATCH, TIME, FEATURES, UNITS = 3, 6, 2, 4
@@ -85,8 +85,8 @@ def test_fused_gradients_with_masks_and_recurrent_dropout_equal_the_textbook_one
 def test_the_recurrent_scale_gradient_of_the_fast_path_is_the_true_one() -> None:
     """The dropout scale is an input of the fused sequence: its cotangent must be right even though training never
     asks for it."""
-    from jaxlstm.fused import lstm_sequence
-    from jaxlstm.layers import scan_lstm
+    from jaxlstm.nn.fused import lstm_sequence
+    from jaxlstm.nn.layers import scan_lstm
 
     layer = LSTM(FEATURES, UNITS, rngs=nnx.Rngs(5))
     x = jnp.asarray(inputs(3))
@@ -436,8 +436,8 @@ def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(ar
     """Same seed, same float32 weights: the bfloat16 model's forecasts (float32) differ from the float32 model's
     by bfloat16's rounding only, and training keeps the weights float32."""
     from jaxlstm.config import TrainConfig, preset
-    from jaxlstm.models import Forecaster
-    from jaxlstm.train import fit
+    from jaxlstm.nn.models import Forecaster
+    from jaxlstm.training.single import fit
 
     full = Forecaster(preset(arch, units=8), rngs=nnx.Rngs(0))
     mixed = Forecaster(preset(arch, units=8, precision="bfloat16"), rngs=nnx.Rngs(0))
@@ -454,7 +454,7 @@ def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(ar
 def test_a_forecaster_with_lengths_forecasts_each_window_as_if_alone(arch: str) -> None:
     """Windows of 20, 11 and 16 days padded to 20 share a batch: each forecast equals the short window's alone."""
     from jaxlstm.config import preset
-    from jaxlstm.models import Forecaster
+    from jaxlstm.nn.models import Forecaster
 
     model = Forecaster(preset(arch, units=8, layers=1 if arch == "vanilla" else 2), rngs=nnx.Rngs(0))
     x = np.random.default_rng(24).uniform(size=(3, 20, 1)).astype(np.float32)
@@ -467,7 +467,7 @@ def test_a_forecaster_with_lengths_forecasts_each_window_as_if_alone(arch: str) 
 
 def test_a_conv_forecaster_refuses_a_mask() -> None:
     from jaxlstm.config import preset
-    from jaxlstm.models import Forecaster
+    from jaxlstm.nn.models import Forecaster
 
     model = Forecaster(preset("conv", units=4), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="the conv architecture reads its window in blocks of days"):

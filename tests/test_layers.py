@@ -7,8 +7,8 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from jaxlstm.cell import LSTMState, lstm_step
-from jaxlstm.layers import LSTM, Bidirectional, Stacked, dropout_masks, scan_lstm
+from jaxlstm.nn.cell import LSTMState, lstm_step
+from jaxlstm.nn.layers import LSTM, Bidirectional, Stacked, dropout_masks, scan_lstm
 from tests import numpy_lstm
 
 

@@ -7,7 +7,7 @@ from flax import nnx
 
 from jaxlstm.config import ModelConfig, preset
 from jaxlstm.errors import ConfigError
-from jaxlstm.models import Forecaster, count_parameters
+from jaxlstm.nn.models import Forecaster, count_parameters
 from tests import numpy_lstm
 
 keras = pytest.importorskip("keras")

@@ -160,7 +160,7 @@ def test_an_incomplete_process_setting_is_refused(tmp_path: Path, capsys, extra:
 
 
 def test_cpu_devices_can_be_set_for_a_process() -> None:
-    code = "from jaxlstm.runtime import use_cpu_cores; import jax; use_cpu_cores(); print(len(jax.devices()))"
+    code = "from jaxlstm.training.runtime import use_cpu_cores; import jax; use_cpu_cores(); print(len(jax.devices()))"
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -173,7 +173,7 @@ def test_cpu_devices_can_be_set_for_a_process() -> None:
 
 ARENAS = """
 import ctypes, sys, threading
-from jaxlstm.runtime import limit_heap_arenas
+from jaxlstm.training.runtime import limit_heap_arenas
 if sys.argv[1] == "cap":
     assert limit_heap_arenas(2)
 together = threading.Barrier(8)

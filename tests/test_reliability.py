@@ -1,6 +1,6 @@
 """The bad-input catalogue of docs/errors.md, row by row, through the command line; determinism and properties.
 
-Every catalogue row runs ``jaxlstm.cli.main`` in-process on a small CSV (40 rows, window 5, 1-epoch vanilla model)
+Every catalogue row runs ``jaxlstm.commands.main`` in-process on a small CSV (40 rows, window 5, 1-epoch vanilla model)
 and checks: exit status 2, one ``jaxlstm: error: ...`` line on stderr holding the expected words, no traceback, and
 not one byte changed in the test's directory (so the output directory is left absent, or exactly as it was).
 """
@@ -23,11 +23,11 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxlstm.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
 from jaxlstm.commands import main
 from jaxlstm.config import TrainConfig, preset
-from jaxlstm.models import Forecaster
+from jaxlstm.nn.models import Forecaster
 from jaxlstm.runs import BACKTEST_FILES, RUN_FILES, save_model
+from jaxlstm.training.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
 from tests.conftest import ROOT
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scoringrules
 
-from jaxlstm.evaluate import coverage, crps_ensemble, crps_normal, interval_score, pinball_loss
+from jaxlstm.forecasting.metrics import coverage, crps_ensemble, crps_normal, interval_score, pinball_loss
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,8 @@ from dieboldmariano import dm_test
 from scipy.stats import chi2_contingency
 from utilsforecast.losses import mase as nixtla_mase
 
-from jaxlstm.evaluate import (
-    diebold_mariano,
-    directional_accuracy,
-    mase,
-    naive_scale,
-    pesaran_timmermann,
-    skill,
-)
+from jaxlstm.forecasting import diebold_mariano, mase, pesaran_timmermann, skill
+from jaxlstm.forecasting.metrics import directional_accuracy, naive_scale
 
 
 def series(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,8 +10,9 @@ from flax import nnx
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare, window_series
 from jaxlstm.errors import ConfigError, TrainingError
-from jaxlstm.models import Forecaster
-from jaxlstm.train import estimate_memory, fit
+from jaxlstm.nn.models import Forecaster
+from jaxlstm.training import estimate_memory
+from jaxlstm.training.single import fit
 from tests.conftest import BUNDLED
 
 

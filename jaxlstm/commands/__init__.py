@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except JaxlstmError as error:
             print(f"jaxlstm: error: {error}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            if interrupt.args:  # how to finish the interrupted run (jaxlstm.runs.lifecycle)
+                print(f"jaxlstm: interrupted; {interrupt}", file=sys.stderr)
             return 130
     return 0

@@ -5,8 +5,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.config import DataConfig, ModelConfig, flag, preset
-from jaxlstm.errors import RunError
+from jaxlstm.config import DataConfig, ModelConfig, flag, option_text, preset
+from jaxlstm.errors import ConfigError, RunError
 
 __all__ = [
     "add_config_options",
@@ -16,14 +16,9 @@ __all__ = [
     "model_from_options",
     "option_flags",
     "output_directory",
+    "reject_settings",
     "start_jax",
 ]
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def add_config_options(
@@ -38,7 +33,7 @@ def add_config_options(
             continue
         help_text = (helps or {}).get(item.name, meta["help"])
         if "(default:" not in help_text and item.default is not None:
-            help_text += f" (default: {_shown(item.default)})"
+            help_text += f" (default: {option_text(item.default)})"
         name = meta.get("flag", flag(item.name))
         options: dict[str, Any] = {"dest": item.name, "default": None, "help": help_text}
         if meta.get("rule") == "flag":
@@ -84,7 +79,7 @@ def add_data_source(parser: argparse.ArgumentParser, *, missing: bool = False) -
 
 def add_process_options(parser: Any) -> None:
     """``--coordinator``, ``--processes`` and ``--process-id``: this process's place among several
-    (:func:`jaxlstm.runtime.start_processes`)."""
+    (:func:`jaxlstm.training.runtime.start_processes`)."""
     group = parser.add_argument_group(
         "several processes (JAX's multi-process runtime; default: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
         "JAX_PROCESS_ID, or SLURM's variables; docs/scale.md)"
@@ -94,22 +89,28 @@ def add_process_options(parser: Any) -> None:
     group.add_argument("--process-id", type=int, metavar="I", help="this process's rank, 0..N-1 (0 writes the run)")
 
 
-def start_jax(args: argparse.Namespace | None = None) -> bool:
+def start_jax(args: argparse.Namespace | None = None) -> None:
     """Process settings before the first JAX computation: each CPU core a JAX device, the C heap's arenas capped
-    (:func:`~jaxlstm.runtime.limit_heap_arenas`), the persistent compilation cache, and, for a command with
-    :func:`add_process_options`, the multi-process runtime (:mod:`jaxlstm.runtime`). Commands call it once their
-    arguments are checked. Returns whether this process writes the results: it runs alone, or it is process 0."""
-    from jaxlstm.runtime import limit_heap_arenas, start_processes, use_compilation_cache, use_cpu_cores
+    (:func:`~jaxlstm.training.runtime.limit_heap_arenas`), the persistent compilation cache, and, for a command with
+    :func:`add_process_options`, the multi-process runtime (:mod:`jaxlstm.training.runtime`). Commands call it once
+    their arguments are checked."""
+    from jaxlstm.training.runtime import limit_heap_arenas, start_processes, use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()
     limit_heap_arenas()
     use_compilation_cache()
-    place = [getattr(args, name, None) for name in ("coordinator", "processes", "process_id")]
-    if start_processes(*place) == 1:
-        return True
-    import jax
+    start_processes(*(getattr(args, name, None) for name in ("coordinator", "processes", "process_id")))
 
-    return jax.process_index() == 0
+
+def reject_settings(args: argparse.Namespace, *sections: type) -> None:
+    """ConfigError if ``args`` sets an option of ``sections``, ``--out`` or ``--overwrite`` beside ``--resume``."""
+    given = option_flags(args, *sections)
+    given += [name for name in ("--out", "--overwrite") if getattr(args, name[2:])]
+    if given:
+        raise ConfigError(
+            f"--resume continues with the settings saved in the run; drop {', '.join(given)} "
+            f"(only --quiet and --checkpoint-every go with --resume)"
+        )
 
 
 def output_directory(out: Path) -> Path:

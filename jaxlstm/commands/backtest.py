@@ -6,18 +6,17 @@ prices, 2004-2013: the tutorial's 230 rows are too few for folds that each train
 
 import argparse
 import dataclasses
-import shutil
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from jaxlstm.commands._options import (
     add_config_options,
     add_process_options,
     config_values,
     model_from_options,
+    reject_settings,
     start_jax,
 )
-from jaxlstm.commands._resume import interrupted_run, reject_settings, reporting_checkpoints
 from jaxlstm.config import (
     BUNDLED_CSV,
     BacktestConfig,
@@ -27,7 +26,7 @@ from jaxlstm.config import (
     TrainConfig,
     check_count,
 )
-from jaxlstm.errors import ConfigError, RunError
+from jaxlstm.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -77,127 +76,46 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-class _Setup(NamedTuple):
-    """A validated backtest, before anything is written."""
-
-    out: Path
-    config: RunConfig
-    folds: list
-    meta: dict
-    resume: Any = None
-    overwrite: bool = False
-    writes: bool = True  # this process writes the run: it runs alone, or it is process 0 of several
-
-
-def _new_run(args: argparse.Namespace) -> _Setup:
-    """Checks every option, the destination, the data, the folds and the memory; writes nothing."""
-    if args.expanding and args.train_days is not None:
-        raise ConfigError("--expanding trains each fold on every row before its cutoff; drop --train-days")
-    backtest = BacktestConfig(**config_values(args, BacktestConfig))
-    data = DataConfig(**config_values(args, DataConfig))
-    if data.csv is None:
-        data = dataclasses.replace(data, csv=BUNDLED_CSV)  # every bundled row, not the tutorial's last 230
-    model = model_from_options(args, data)
-    if backtest.mc_dropout is not None and model.dropout == 0:
-        raise ConfigError("--mc-dropout draws the models' dropout masks, but --dropout is 0; pass --dropout 0.2")
-    train = TrainConfig(**config_values(args, TrainConfig))
-    writes = start_jax(args)
-    from jaxlstm.backtest import folds_digest, make_folds
-    from jaxlstm.data import load_frame, record
-    from jaxlstm.runs import check_destination
-    from jaxlstm.train import check_memory
-
-    out = args.out or DEFAULT_OUT
-    if writes:  # the others write nothing, and would see process 0's lock
-        check_destination(out, overwrite=args.overwrite)
-    frame = load_frame(data)
-    folds = make_folds(frame, data, backtest)
-    largest = max(len(fold.dataset.x_train) for fold in folds)
-    check_memory(model, train, largest, data.window, models=len(folds) * backtest.seeds)
-    config = RunConfig(record(data, frame), model, train, backtest=backtest)
-    meta = {"config": config.to_dict(), "folds_sha256": folds_digest(folds)}
-    return _Setup(out, config, folds, meta, overwrite=args.overwrite, writes=writes)
-
-
-def _resumed_run(args: argparse.Namespace) -> _Setup:
-    """Reads an interrupted backtest's newest intact checkpoint and reloads its data; writes nothing."""
-    reject_settings(args, BacktestConfig, DataConfig, ModelConfig, TrainConfig)
-    writes = start_jax(args)
-    from flax import nnx
-
-    from jaxlstm.backtest import folds_digest, make_folds
-    from jaxlstm.data import load_frame
-    from jaxlstm.models import Forecaster
-
-    checkpoint, config = interrupted_run(args.resume, "backtest")
-    folds = make_folds(load_frame(config.data), config.data, config.backtest)
-    if folds_digest(folds) != checkpoint.meta.get("folds_sha256"):
-        raise RunError(
-            f"{config.data.path} changed since the backtest started (its folds from {config.data.start} differ); "
-            f"restore the file, or start a new run"
-        )
-    models = config.backtest.folds * config.backtest.seeds
-    resume = checkpoint.train_state(Forecaster(config.model, rngs=nnx.Rngs(0)), config.train, models=models)
-    return _Setup(args.resume, config, folds, checkpoint.meta, resume=resume, writes=writes)
-
-
 def run(args: argparse.Namespace) -> None:
     """``jaxlstm backtest``."""
     check_count("--checkpoint-every", args.checkpoint_every, 10)
-    setup = _resumed_run(args) if args.resume is not None else _new_run(args)
-    from jaxlstm.backtest import run_backtest, summarize
-    from jaxlstm.calibration import calibrate, uncalibrated
-    from jaxlstm.checkpoint import CheckpointWriter
-    from jaxlstm.fileio import RunLock
-    from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, check_destination, clear_run, save_backtest
+    options = {"progress": not args.quiet, "checkpoint_every": args.checkpoint_every}
+    if args.resume is not None:
+        reject_settings(args, BacktestConfig, DataConfig, ModelConfig, TrainConfig)
+        start_jax(args)
+        from jaxlstm.runs import resume_backtest_run
 
-    config, out = setup.config, setup.out
+        result = resume_backtest_run(args.resume, **options)
+    else:
+        if args.expanding and args.train_days is not None:
+            raise ConfigError("--expanding trains each fold on every row before its cutoff; drop --train-days")
+        backtest = BacktestConfig(**config_values(args, BacktestConfig))
+        data = DataConfig(**config_values(args, DataConfig))
+        if data.csv is None:
+            data = dataclasses.replace(data, csv=BUNDLED_CSV)  # every bundled row, not the tutorial's last 230
+        train = TrainConfig(**config_values(args, TrainConfig))
+        config = RunConfig(data, model_from_options(args, data), train, backtest=backtest)
+        start_jax(args)
+        from jaxlstm.runs import backtest_run
 
-    def backtest(on_checkpoint: Any, progress: bool = False) -> Any:
-        return run_backtest(
-            setup.folds,
-            config.model,
-            config.train,
-            config.backtest.seeds,
-            resume=setup.resume,
-            checkpoint_every=args.checkpoint_every,
-            on_checkpoint=on_checkpoint,
-            progress=progress,
-            dropout_samples=config.backtest.mc_dropout,
-        )
+        result = backtest_run(args.out or DEFAULT_OUT, config, overwrite=args.overwrite, **options)
+    if result is not None:  # None: one of several processes, not process 0, which writes and reports
+        print(_report(result.summary, result.out))
 
-    if not setup.writes:  # one of several processes, not process 0: it trains its share of the models
-        backtest(lambda state: None)  # the checkpoints' gather is collective; process 0 writes them
-        return
-    writer = CheckpointWriter(
-        out / BACKTEST_CHECKPOINTS_DIR,
-        setup.meta,
-        before_first_write=(lambda: clear_run(out)) if setup.overwrite else None,
-    )
-    with RunLock(out):
-        if setup.resume is None:
-            check_destination(out, overwrite=setup.overwrite)  # again, now that no other process can write
-        with reporting_checkpoints(out, "backtest", writer, resumed=setup.resume is not None):
-            result = backtest(writer, progress=not args.quiet)
-        summary = summarize(result)
-        calibration = calibrate(result, config.backtest.levels, config.backtest.calibration_window)
-        summary["calibration"] = (
-            calibration.summary() if calibration else {"skipped": uncalibrated(result, config.backtest.levels)}
-        )
-        save_backtest(out, config, result, summary, calibration)
-        shutil.rmtree(out / BACKTEST_CHECKPOINTS_DIR, ignore_errors=True)  # the report is the result
-    print(f"{'fold':>4} {'test days':23} {'RMSE':>9} {'persistence':>11} {'skill':>7}")
+
+def _report(summary: dict, out: Path) -> str:
+    """One line per fold, the pooled statistics, the intervals' coverage and the verdict."""
+    lines = [f"{'fold':>4} {'test days':23} {'RMSE':>9} {'persistence':>11} {'skill':>7}"]
     for fold in summary["folds"]:
         scores, days = fold["ensemble"], f"{fold['cutoff']}..{fold['test_end']}"
         rmse, persistence = scores["rmse"], scores["persistence"]["rmse"]
-        print(f"{fold['fold']:>4} {days:23} {rmse:9.4g} {persistence:11.4g} {scores['skill']:7.3f}")
+        lines.append(f"{fold['fold']:>4} {days:23} {rmse:9.4g} {persistence:11.4g} {scores['skill']:7.3f}")
     pooled, seconds = summary["pooled"]["ensemble"], (summary["compile_seconds"], summary["train_seconds"])
-    print(
+    lines.append(
         f"{summary['models']} models: compile {seconds[0]:.1f} s, train {seconds[1]:.1f} s; MASE {pooled['mase']:.3g}, "
         f"directional accuracy {pooled['directional_accuracy']:.3g}; wrote {out}/"
     )
-    print(_calibration_line(summary["calibration"]))
-    print(summary["verdict"])
+    return "\n".join([*lines, _calibration_line(summary["calibration"]), summary["verdict"]])
 
 
 def _calibration_line(scores: dict) -> str:

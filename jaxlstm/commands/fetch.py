@@ -38,7 +38,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> None:
     """``jaxlstm fetch``."""
     from jaxlstm.data import load_prices
-    from jaxlstm.fetch import fetch_prices, yahoo_csv
+    from jaxlstm.data.fetch import fetch_prices, yahoo_csv
     from jaxlstm.fileio import atomic_path
 
     out = args.out or Path(f"{args.ticker.replace('/', '-')}.csv")

@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> None:
         check_levels("--levels", args.levels)
     start_jax()
     from jaxlstm.data import load_frame
-    from jaxlstm.forecast import forecast_refit, forecast_run, save_forecast, trading_days
-    from jaxlstm.runs import FORECAST_DIR, load_run, read_config
+    from jaxlstm.forecasting.forecast import trading_days
+    from jaxlstm.runs import FORECAST_DIR, forecast_refit, forecast_run, load_run, read_config, save_forecast
 
     config = read_config(args.run)
     is_backtest = config.backtest is not None

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from jaxlstm.introspect import GATE_NAMES, trace_gates
-    from jaxlstm.plots import plot_gate_heatmaps, plot_states
     from jaxlstm.runs import load_run
+    from jaxlstm.runs.plots import plot_gate_heatmaps, plot_states
 
     run = load_run(args.run)
     frame = run_frame(run, args)

@@ -1,14 +1,13 @@
 """``jaxlstm gradflow``: how far back in the window the prediction's gradient reaches, LSTM against tanh RNN."""
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from jaxlstm.commands._options import add_config_options, add_data_source, output_directory, start_jax
 from jaxlstm.commands.gates import run_frame
-from jaxlstm.config import DataConfig, ModelConfig, TrainConfig, check_count, preset
+from jaxlstm.config import DataConfig, ModelConfig, check_count, preset
 from jaxlstm.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -43,34 +42,6 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _trained_rnn_curves(run: Any, frame: Any, x: Any) -> tuple[dict, dict]:
-    """Gradient-flow curves of tanh RNNs (Keras and PyTorch initialisations) of the run's width and depth, trained
-    with the run's settings (the tutorial's for a converted run) on the training windows of ``frame``; and the test
-    RMSE (price units) of the run's model, of each RNN and of the naive baseline: how far back a model looks says
-    nothing of how well it forecasts."""
-    from flax import nnx
-
-    from jaxlstm.data import prepare_as
-    from jaxlstm.evaluate import evaluate
-    from jaxlstm.introspect import gradient_flow
-    from jaxlstm.rnn import RNNForecaster
-    from jaxlstm.train import fit
-
-    dataset = prepare_as(frame, run.config.data)
-    train = dataclasses.replace(run.config.train or TrainConfig(), devices=None)
-    config = run.config.model
-    depth = config.layers if config.arch != "conv" else 1
-    evaluation = evaluate(run.model, dataset)
-    curves, rmse = {}, {"naive": evaluation.naive.rmse, "run": evaluation.model.rmse}
-    for init, name in (("torch", "PyTorch"), ("keras", "Keras")):
-        options = {"layers": depth, "init": init, "outputs": config.outputs}
-        rnn = RNNForecaster(config.n_features, config.units, **options, rngs=nnx.Rngs(train.seed))
-        fit(rnn, dataset.x_train, dataset.y_train, train, progress=False)
-        label = f"tanh RNN, {name} init, trained like the run"
-        curves[label], rmse[label] = gradient_flow(rnn, x), evaluate(rnn, dataset).model.rmse
-    return curves, rmse
-
-
 def run(args: argparse.Namespace) -> None:
     """``jaxlstm gradflow``."""
     check_count("--windows", args.windows, 58)
@@ -87,9 +58,9 @@ def run(args: argparse.Namespace) -> None:
     start_jax()
     from jaxlstm.data import load_frame, prepare_as
     from jaxlstm.fileio import write_atomic
-    from jaxlstm.introspect import decay_per_step, fresh_curves, gradient_flow
-    from jaxlstm.plots import plot_gradient_flow
+    from jaxlstm.introspect import curve_summary, decay_per_step, fresh_curves, gradient_flow, trained_rnn_curves
     from jaxlstm.runs import load_run
+    from jaxlstm.runs.plots import plot_gradient_flow
 
     curves: dict[str, Any] = {}
     rmse: dict[str, float] = {}
@@ -102,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
         config = run.model.config
         curves[f"trained: {args.run.name} ({config.arch})"] = gradient_flow(run.model, x)
         if args.train_rnn:
-            rnn_curves, rmse = _trained_rnn_curves(run, frame, x)
+            rnn_curves, rmse = trained_rnn_curves(run.model, config, run.config.data, run.config.train, frame, x)
             curves.update(rnn_curves)
         out = args.out or args.run / "gradflow"
         others = "tanh RNNs trained alike and untrained models" if args.train_rnn else "untrained models"
@@ -115,17 +86,7 @@ def run(args: argparse.Namespace) -> None:
     curves.update(fresh_curves(config, x, seed=args.seed, forget_biases=biases))
     output_directory(out)
     plot_gradient_flow(curves, out / "gradflow.png", title=title)
-    summary = {
-        name: {
-            "norms": [float(n) for n in norms],
-            "relative_at_lag": {
-                str(k): float(norms[k] / norms[0]) for k in (1, 5, 10, 20, 30, len(norms) - 1) if k < len(norms)
-            },
-            "decay_per_step": decay_per_step(norms),
-        }
-        for name, norms in curves.items()
-    }
-    content = {"windows": len(x), "curves": summary, **({"test_rmse": rmse} if rmse else {})}
+    content = {"windows": len(x), "curves": curve_summary(curves), **({"test_rmse": rmse} if rmse else {})}
     write_atomic(out / "gradflow.json", (json.dumps(content, indent=2) + "\n").encode())
     last = len(x[0]) - 1
     middle = min(10, last)

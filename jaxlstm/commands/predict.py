@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from jaxlstm.data import load_frame
-    from jaxlstm.evaluate import predict_prices
     from jaxlstm.fileio import write_atomic
+    from jaxlstm.forecasting.predict import predict_prices
     from jaxlstm.runs import load_run
 
     run = load_run(args.run)

@@ -1,0 +1,25 @@
+"""Looking inside the LSTM: every gate over a real window (:mod:`~jaxlstm.introspect.gates`), and how far back a
+gradient reaches (:mod:`~jaxlstm.introspect.gradients`).
+"""
+
+from jaxlstm.introspect.gates import GATE_NAMES, GateTrace, trace_gates
+from jaxlstm.introspect.gradients import (
+    curve_summary,
+    decay_per_step,
+    fresh_curves,
+    gradient_flow,
+    set_forget_bias,
+    trained_rnn_curves,
+)
+
+__all__ = [
+    "GATE_NAMES",
+    "GateTrace",
+    "curve_summary",
+    "decay_per_step",
+    "fresh_curves",
+    "gradient_flow",
+    "set_forget_bias",
+    "trace_gates",
+    "trained_rnn_curves",
+]

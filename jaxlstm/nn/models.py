@@ -1,0 +1,141 @@
+"""The forecaster: a stack of recurrent layers, dropout after each, and a Dense head on the last output: Dense(1)
+for the next day, Dense(H) for a direct H-day forecast (``ModelConfig.outputs``).
+
+:class:`Forecaster` builds the model a :class:`~jaxlstm.config.ModelConfig` describes; the presets of
+:func:`~jaxlstm.config.preset` reproduce the tutorial's Keras models parameter for parameter (vanilla 10,451,
+stacked 71,051, bidirectional 202,101, conv 51,009).
+
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> from jaxlstm.config import preset
+>>> model = Forecaster(preset("stacked"), rngs=nnx.Rngs(0))
+>>> count_parameters(model)
+71051
+>>> model(jnp.ones((32, 60, 1))).shape
+(32,)
+>>> Forecaster(preset("vanilla", outputs=5), rngs=nnx.Rngs(0))(jnp.ones((32, 60, 1))).shape
+(32, 5)
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlstm.config import ModelConfig
+from jaxlstm.nn.convlstm import ConvLSTM1D, to_subsequences
+from jaxlstm.nn.layers import LSTM, Bidirectional, LayerTrace, RecurrentLayer, Stacked
+
+__all__ = ["Forecaster", "count_parameters", "recurrent_layers"]
+
+Array = jax.Array
+
+
+def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[RecurrentLayer], int]:
+    """The recurrent layers of ``config``'s model, in order, and the width of the last one's output, flattened.
+
+    ``vanilla``/``stacked``: LSTM layers; ``bidirectional``: each LSTM in a :class:`~jaxlstm.nn.Bidirectional`;
+    ``conv``: ConvLSTM1D layers reading sub-sequences of ``subsequence_length`` days. Every layer but the last
+    returns sequences.
+    """
+    layers: list[RecurrentLayer] = []
+    mixed = {} if config.precision == "float32" else {"dtype": config.precision, "cell_dtype": jnp.float32}
+    if config.arch == "conv":
+        shape = (config.subsequence_length, config.n_features)
+        for index in range(config.layers):
+            layer = ConvLSTM1D(
+                shape[-1],
+                config.units,
+                config.kernel_size,
+                return_sequences=index < config.layers - 1,
+                unroll=config.unroll,
+                convolution=config.convolution,
+                **mixed,
+                rngs=rngs,
+            )
+            layers.append(layer)
+            shape = layer.output_shape(shape[:-1])
+        return layers, math.prod(shape)
+    in_features = config.n_features
+    for index in range(config.layers):
+        options = {
+            "return_sequences": index < config.layers - 1,
+            "unroll": config.unroll,
+            "implementation": config.implementation,
+            "hoist_input": config.hoist_input,
+            **mixed,
+            "rngs": rngs,
+        }
+        layer: RecurrentLayer = LSTM(in_features, config.units, **options)
+        if config.arch == "bidirectional":
+            layer = Bidirectional(layer, LSTM(in_features, config.units, reverse=True, **options))
+        layers.append(layer)
+        in_features = layer.out_features
+    return layers, in_features
+
+
+class Forecaster(nnx.Module):
+    """Maps windows (batch, time, n_features) to scaled forecasts: (batch,), the next day, for one output;
+    (batch, outputs), the next ``outputs`` days, for more. Forecasts are float32 whatever the compute precision
+    (``ModelConfig.precision``).
+
+    Attributes:
+        config: the :class:`~jaxlstm.config.ModelConfig` it was built from.
+        recurrent: the :class:`~jaxlstm.nn.Stacked` layers, with the dropout after each.
+        head: Dense(outputs) on the last layer's output (flattened: a ConvLSTM's final state has positions).
+    """
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        layers, width = recurrent_layers(config, rngs)
+        self.recurrent = Stacked(layers, dropout=config.dropout)
+        self.head = nnx.Linear(
+            width,
+            config.outputs,
+            kernel_init=nnx.initializers.glorot_uniform(),
+            dtype=None if config.precision == "float32" else config.precision,
+            rngs=rngs,
+        )
+
+    def stack_inputs(self, x: Array) -> Array:
+        """What the recurrent stack reads: the windows (batch, time, features) themselves, or for ``conv`` the
+        windows cut into sub-sequences (batch, time // length, length, features)."""
+        return to_subsequences(x, self.config.subsequence_length) if self.config.arch == "conv" else x
+
+    def __call__(
+        self,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+        dropout_key: Array | None = None,
+    ) -> Array:
+        """Scaled forecasts (batch,) or (batch, outputs) for windows x (batch, time, n_features); dropout only with a
+        key. A ``mask`` (batch, time) or ``lengths`` (batch,) lets windows of different lengths share a batch (each
+        padded at its end; see :class:`~jaxlstm.nn.LSTM`); ``conv`` reads days in blocks and refuses them.
+
+        Raises:
+            ValueError: a mask or lengths for the ``conv`` architecture.
+        """
+        if self.config.arch == "conv" and (mask is not None or lengths is not None):
+            raise ValueError(
+                "the conv architecture reads its window in blocks of days, which a per-day mask or lengths cannot "
+                "skip; pad the windows to full length instead"
+            )
+        features = self.recurrent(self.stack_inputs(x), mask=mask, lengths=lengths, dropout_key=dropout_key)
+        forecasts = self.head(features.reshape(features.shape[0], -1))
+        if self.config.precision != "float32":
+            forecasts = forecasts.astype(jnp.float32)
+        return forecasts[..., 0] if self.config.outputs == 1 else forecasts
+
+    def trace(self, x: Array) -> list[LayerTrace]:
+        """Every gate and state of every recurrent layer and direction over windows x (batch, time, n_features), as
+        :meth:`~jaxlstm.nn.Stacked.trace` gives them (a ``conv`` model's windows cut into sub-sequences
+        first)."""
+        return self.recurrent.trace(self.stack_inputs(x))
+
+
+def count_parameters(model: nnx.Module) -> int:
+    """Number of trainable scalars, counted as Keras's ``model.count_params()`` does."""
+    return sum(leaf.size for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
