@@ -156,12 +156,12 @@ def plot(rows: list[dict[str, Any]], revision: str, path: Path) -> None:
     for y, row in enumerate(rows):
         for x, check in enumerate(checks):
             same = row[check]
-            ax.scatter(x, y, s=300, marker="s", color="tab:green" if same else "tab:red")
-            ax.text(x, y, "same" if same else "differs", ha="center", va="center", fontsize=7, color="white")
+            box = {"facecolor": "tab:green" if same else "tab:red", "edgecolor": "none", "boxstyle": "round,pad=0.4"}
+            ax.text(x, y, "same" if same else "differs", ha="center", va="center", color="white", bbox=box)
     ax.set_xticks(range(len(checks)), ["training programs", "trained weights", "losses"])
     ax.set_yticks(range(len(rows)), [f"{row['preset']} / {row['path']}" for row in rows])
     ax.set_xlim(-0.6, len(checks) - 0.4)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.4, -0.6)  # the first row at the top
     ax.set_title(f"Working tree against {revision}: optimised HLO and a fixed seed's results")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

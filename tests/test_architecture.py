@@ -53,6 +53,7 @@ print(status, err.getvalue().strip(), heavy)
     assert run_python(code) == "2 jaxlstm: error: --epochs 0: must be a whole number >= 1, e.g. --epochs 100 []"
 
 
+@pytest.mark.subprocess
 def test_importing_every_module_leaves_matplotlibs_backend_alone() -> None:
     """No module calls ``matplotlib.use`` (the figures use the object API): a program that chose its backend
     keeps it after importing jaxlstm, and a figure can still be written."""

@@ -154,6 +154,7 @@ def test_a_transformed_fold_learns_daily_changes_and_scores_in_prices(frame, tra
     np.testing.assert_allclose(fold.to_prices(fold.dataset.y_test), fold.actual, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_diff_backtest_sees_no_price_after_its_day(frame) -> None:
     backtest = BacktestConfig(folds=2, test_days=5, train_days=60, target_transform="diff", seeds=1)
     before = run_backtest(make_folds(frame, DATA, backtest), MODEL, TRAIN, 1)
@@ -241,6 +242,7 @@ def test_settings_that_cannot_train_together_are_refused(frame, train, backtest,
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["bidirectional", "conv"])
 def test_every_preset_and_feature_set_backtests_as_fit_trains_it(frame, arch: str) -> None:
     """Two features, a diff target, one fold and seed: the backtest's model is `fit` of that fold alone (a window of

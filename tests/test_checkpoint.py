@@ -263,6 +263,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.processes
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     """`jaxlstm train` in a real process, SIGKILLed once its first checkpoint exists, finished with `--resume` in
     another process: its weights and metrics equal, bit for bit, those of an uninterrupted run of the same seed."""

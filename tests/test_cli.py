@@ -80,6 +80,7 @@ def test_user_errors_exit_2_and_write_nothing(tmp_path: Path, capsys, arguments:
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.subprocess
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "jaxlstm", "predict", "--run", str(tmp_path / "missing")],
@@ -91,6 +92,7 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "is not a complete jaxlstm run" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_compilation_cache_is_filled_then_read_and_changes_no_result(tmp_path: Path) -> None:
     """Two processes share a cache folder: the first fills it; the second finds every program there (it adds no
     entry, as it would for a program it had to compile) and predicts the same bits."""
@@ -130,6 +132,7 @@ def test_unusable_cache_folder_warns_and_compiles_without_it(tmp_path: Path, cap
     assert (tmp_path / "run" / "config.json").exists() and not jax.config.jax_compilation_cache_dir
 
 
+@pytest.mark.slow
 def test_a_bfloat16_run_records_its_precision_and_predict_reproduces_it(tmp_path: Path) -> None:
     """--precision bfloat16: float32 weights in the run, the precision in config.json, and predict rebuilds the same
     mixed-precision model (its forecasts equal the run's own)."""

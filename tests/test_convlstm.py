@@ -121,7 +121,7 @@ def test_convlstm2d_equals_numpy_loops(implementation: str) -> None:
     np.testing.assert_allclose(layer(x), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("rank", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
 def test_matmul_convolution_equals_xla_convolution(rank: int) -> None:
     rng = np.random.default_rng(rank)
     x = rng.normal(size=(2, *(9, 8, 7)[:rank], 3)).astype(np.float32)
@@ -233,6 +233,7 @@ def test_conv_preset_equals_keras_convlstm1d_flatten_dense() -> None:
     np.testing.assert_allclose(model(x), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_conv_runs_through_train_predict_and_gates(tmp_path: Path, capsys) -> None:
     out = tmp_path / "conv"
     assert main(["train", "--arch", "conv", "--units", "4", "--epochs", "1", "--quiet", "--out", str(out)]) == 0

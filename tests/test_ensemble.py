@@ -36,7 +36,10 @@ def test_each_member_equals_its_own_fit() -> None:
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("architecture", ["vanilla", "stacked", "bidirectional", "conv"])
+@pytest.mark.parametrize(
+    "architecture",
+    ["vanilla", *(pytest.param(arch, marks=pytest.mark.slow) for arch in ("stacked", "bidirectional", "conv"))],
+)
 def test_the_models_start_bit_for_bit_as_each_seeds_own_model(architecture: str) -> None:
     """The ensemble builds every model's initial weights with one compiled construction; each must be exactly the
     model that `Forecaster(config, rngs=nnx.Rngs(seed))` builds eagerly (glorot, orthogonal and bias initialisers)."""
@@ -64,6 +67,7 @@ def test_models_are_spread_over_the_devices_the_same_number_on_each() -> None:
         model_layout(5, models_at_once=0)
 
 
+@pytest.mark.slow
 def test_an_odd_ensemble_in_either_layout_equals_each_models_own_fit() -> None:
     """Three models on two devices (the last repeated to fill the grid), one after another or side by side: each
     model's losses are those of `fit` of its seed alone."""

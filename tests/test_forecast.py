@@ -157,6 +157,7 @@ def test_a_train_run_calibrates_only_with_a_backtest_of_its_settings(runs, tmp_p
     assert not (tmp_path / "f").exists()
 
 
+@pytest.mark.slow
 def test_a_backtest_with_too_few_errors_cannot_calibrate_a_forecast(tmp_path, capsys) -> None:
     """2 folds of 5 one-day forecasts give 10 errors per step; 95% bands need 19."""
     short = tmp_path / "short"

@@ -64,7 +64,7 @@ def test_gradients_equal_autodiff_of_the_textbook_scan(reverse: bool, unroll: in
         np.testing.assert_allclose(a, e, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("arch", ["stacked", "bidirectional"])
+@pytest.mark.parametrize("arch", ["stacked", pytest.param("bidirectional", marks=pytest.mark.slow)])
 def test_model_gradients_equal_between_implementations(arch: str) -> None:
     """The tutorial models, end to end: the same loss gradient whichever implementation the layers use."""
     x = jnp.asarray(np.random.default_rng(2).random((8, 20, 1)), jnp.float32)

@@ -195,6 +195,7 @@ def test_predict_writes_every_day_a_direct_model_forecasts(tmp_path) -> None:
         np.testing.assert_allclose(predicted.loc[origins, f"predicted +{step}"], rows["predicted"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradflow_trains_its_rnns_for_the_runs_horizon(tmp_path) -> None:
     """`gradflow --train-rnn` on a 3-day run: the RNNs get the run's Dense(3) head, and the run's test RMSE it reports
     is the one train wrote (over every step)."""

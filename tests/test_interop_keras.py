@@ -181,7 +181,7 @@ def h5_arrays(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-@pytest.mark.parametrize("arch", ["stacked", "bidirectional"])
+@pytest.mark.parametrize("arch", ["stacked", pytest.param("bidirectional", marks=pytest.mark.slow)])
 def test_round_trips_are_exact(arch: str, tmp_path: Path) -> None:
     """Keras -> ours -> Keras, through a live model, a .keras file and a .weights.h5 file: every array bit-equal."""
     model = keras_tutorial(arch, units=7, layers=3, seed=8)

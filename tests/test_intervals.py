@@ -197,6 +197,7 @@ def test_backtest_bands_rebuilt_from_its_predictions_and_the_csv(calibrated_run)
     assert "## Prediction intervals" in report and (calibrated_run / "pit.png").exists()
 
 
+@pytest.mark.slow
 def test_a_backtest_too_short_to_calibrate_says_what_it_needs(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     options = ["--arch", "vanilla", "--units", "4", "--epochs", "1", "--window", "10", "--train-days", "40"]

@@ -431,7 +431,7 @@ def test_bad_masks_rates_and_dtypes_get_one_line_errors(call, message: str) -> N
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("arch", ["stacked", "conv"])
+@pytest.mark.parametrize("arch", ["stacked", pytest.param("conv", marks=pytest.mark.slow)])
 def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(arch: str) -> None:
     """Same seed, same float32 weights: the bfloat16 model's forecasts (float32) differ from the float32 model's
     by bfloat16's rounding only, and training keeps the weights float32."""
@@ -450,7 +450,7 @@ def test_a_mixed_precision_forecaster_is_the_float32_one_to_bfloat16_rounding(ar
     assert all(leaf.dtype == jnp.float32 and np.isfinite(leaf).all() for leaf in leaves)
 
 
-@pytest.mark.parametrize("arch", ["vanilla", "stacked", "bidirectional"])
+@pytest.mark.parametrize("arch", ["vanilla", "stacked", pytest.param("bidirectional", marks=pytest.mark.slow)])
 def test_a_forecaster_with_lengths_forecasts_each_window_as_if_alone(arch: str) -> None:
     """Windows of 20, 11 and 16 days padded to 20 share a batch: each forecast equals the short window's alone."""
     from jaxlstm.config import preset

@@ -19,6 +19,8 @@ from jaxlstm.commands import main
 from jaxlstm.runs import BACKTEST_CHECKPOINTS_DIR, CHECKPOINTS_DIR
 from tests.test_checkpoint import SLOW_CHILD
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = [
     *("--last-rows", "260", "--folds", "2", "--test-days", "5", "--train-days", "120", "--seeds", "2"),

@@ -648,6 +648,7 @@ def test_unsorted_dates_are_sorted_with_a_one_line_warning(tmp_path: Path, capsy
     assert (tmp_path / "out" / "config.json").exists()
 
 
+@pytest.mark.subprocess
 def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     csv = write_csv(tmp_path, edited(9, 1, "null"))
     result = subprocess.run(
@@ -683,6 +684,7 @@ def random_walk_csvs(draw) -> tuple[list[str], int]:
     return yahoo_rows(n_rows, seed=seed, start=str(start), volatility=volatility), n_rows
 
 
+@pytest.mark.slow
 @given(random_walk_csvs())
 @settings(max_examples=3, deadline=None)
 def test_any_valid_random_walk_csv_trains_for_one_epoch(tmp_path_factory, case) -> None:
@@ -851,6 +853,7 @@ def test_backtest_writes_its_report_and_ends_with_a_verdict(tmp_path: Path, caps
     }
 
 
+@pytest.mark.processes
 def test_an_interrupted_backtest_resumes_to_the_uninterrupted_result(tmp_path: Path, monkeypatch, capsys) -> None:
     """Ctrl-C right after the epoch-2 checkpoint, `backtest --resume`: the same forecasts, bit for bit, as one run;
     the checkpoints go once the report is written, and other commands and changed data are refused."""

@@ -34,6 +34,7 @@ def train(dataset, epochs: int, seed: int = 0, arch: str = "stacked", units: int
     return model, history
 
 
+@pytest.mark.slow
 def test_a_few_epochs_lower_the_loss_on_real_data(goog) -> None:
     untrained = Forecaster(preset("stacked", units=16), rngs=nnx.Rngs(0))
     before = numpy_mse(untrained, goog.x_train, goog.y_train)
@@ -72,7 +73,10 @@ def test_early_stopping_restores_the_best_weights(goog) -> None:
     assert restored == pytest.approx(min(history.val_loss), rel=1e-5)
 
 
-@pytest.mark.parametrize(("devices", "batch_size"), [(1, 32), (2, 32), (2, 25)])
+@pytest.mark.parametrize(
+    ("devices", "batch_size"),
+    [pytest.param(1, 32, marks=pytest.mark.slow), pytest.param(2, 32, marks=pytest.mark.slow), (2, 25)],
+)
 def test_epochs_equal_a_plain_loop_over_shuffled_batches(goog, devices: int, batch_size: int) -> None:
     """Oracle: Keras's fit semantics written as a Python loop over batches, the last partial batch (16 of 112)
     averaged over its real samples only, on one device. The loop draws the same permutations (the documented key

@@ -12,6 +12,7 @@ __all__ = [
     "add_config_options",
     "add_data_source",
     "add_process_options",
+    "add_run_options",
     "config_values",
     "model_from_options",
     "option_flags",
@@ -75,6 +76,19 @@ def add_data_source(parser: argparse.ArgumentParser, *, missing: bool = False) -
     parser.add_argument("--end", help="last date kept, YYYY-MM-DD (with --csv)")
     if missing:
         add_config_options(parser, DataConfig, ("missing",))
+
+
+def add_run_options(parser: Any, default_out: Path, *, checkpoints: str, resume: str) -> None:
+    """The options of a command that trains into a run directory (:class:`jaxlstm.runs.RunDirectory`): ``--out``,
+    ``--overwrite``, ``--quiet``, ``--checkpoint-every`` (what the checkpoints are: ``checkpoints``), ``--resume``
+    (what it finishes: ``resume``), and those of several processes."""
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", type=Path, help=f"run directory to write (default: {default_out})")
+    output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    output.add_argument("--quiet", action="store_true", help="no progress bar")
+    output.add_argument("--checkpoint-every", type=int, default=10, help=f"{checkpoints} (default: 10)")
+    output.add_argument("--resume", type=Path, metavar="RUN", help=resume)
+    add_process_options(parser)
 
 
 def add_process_options(parser: Any) -> None:

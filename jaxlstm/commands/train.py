@@ -11,7 +11,7 @@ from typing import Any
 
 from jaxlstm.commands._options import (
     add_config_options,
-    add_process_options,
+    add_run_options,
     config_values,
     model_from_options,
     reject_settings,
@@ -36,20 +36,12 @@ def add_parser(commands: Any) -> None:
     add_config_options(parser.add_argument_group("data"), DataConfig)
     add_config_options(parser.add_argument_group("model"), ModelConfig)
     add_config_options(parser.add_argument_group("training (Keras model.fit)"), TrainConfig)
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", type=Path, help=f"run directory to write (default: {DEFAULT_OUT})")
-    output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    output.add_argument("--quiet", action="store_true", help="no progress bar")
-    output.add_argument(
-        "--checkpoint-every", type=int, default=10, help="save a checkpoint every N epochs and at the end (default: 10)"
+    add_run_options(
+        parser,
+        DEFAULT_OUT,
+        checkpoints="save a checkpoint every N epochs and at the end",
+        resume="finish an interrupted run directory, with the settings saved in it (no other model/data options)",
     )
-    output.add_argument(
-        "--resume",
-        type=Path,
-        metavar="RUN",
-        help="finish an interrupted run directory, with the settings saved in it (no other model/data options)",
-    )
-    add_process_options(parser)
     parser.set_defaults(handler=run)
 
 

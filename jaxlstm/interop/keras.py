@@ -276,81 +276,88 @@ def _keras_params(weights: list[np.ndarray], bias: bool) -> tuple[LSTMParams, in
     return LSTMParams(weights[0], weights[1], np.zeros(np.shape(weights[1])[1], np.asarray(weights[1]).dtype)), 2
 
 
+_LABELS = ("kernel", "recurrent_kernel", "bias")
+"""Keras's names of W, U and b, for messages."""
+
+
+def _keras_lstm_layer(record: _KerasRecord, where: str) -> PeerLayer:
+    """A Keras ``LSTM`` layer in the neutral view."""
+    config = record.config
+    _check_keras_lstm(config, where)
+    params, _ = _keras_params(record.weights, _keras_biases("LSTM", config)[0])
+    sequences = None if config is None else bool(config.get("return_sequences", False))
+    reverse = config is not None and bool(config.get("go_backwards", False))
+    return PeerLayer(
+        where, (params,), _LABELS, return_sequences=sequences, reverse=reverse, own_dropout=_keras_own_dropout(config)
+    )
+
+
+def _keras_bidirectional_layer(record: _KerasRecord, where: str) -> PeerLayer:
+    """A Keras ``Bidirectional(LSTM)`` layer in the neutral view; InteropError for another wrapped layer, a merge mode
+    jaxlstm lacks, or directions with different dropouts."""
+    config = record.config
+    merge_mode = sequences = own_dropout = None
+    if config is not None:
+        merge_mode = config.get("merge_mode", "concat")
+        if merge_mode not in MERGE_MODES:
+            raise InteropError(f"{where} has merge_mode={merge_mode!r}; use one of {', '.join(MERGE_MODES)}")
+        for key, backwards in (("layer", False), ("backward_layer", True)):
+            inner = config.get(key)
+            if inner is None:
+                continue
+            if inner.get("class_name") != "LSTM":
+                raise InteropError(f"{where} wraps a {inner.get('class_name')}; jaxlstm maps LSTM only")
+            inner_config = inner.get("config", {})
+            _check_keras_lstm(inner_config, f"{where} ({key})", backwards=backwards)
+            sequences = bool(inner_config.get("return_sequences", False))
+            rates = _keras_own_dropout(inner_config)
+            if own_dropout is not None and rates != own_dropout:
+                raise InteropError(
+                    f"{where}: its directions have different dropouts {own_dropout} and {rates}; jaxlstm's "
+                    "Bidirectional LSTMs take one pair of rates"
+                )
+            own_dropout = rates
+    forward_bias, backward_bias = _keras_biases("Bidirectional", config)
+    forward, taken = _keras_params(record.weights, forward_bias)
+    backward, _ = _keras_params(record.weights[taken:], backward_bias)
+    return PeerLayer(
+        where, (forward, backward), _LABELS, merge_mode=merge_mode, return_sequences=sequences, own_dropout=own_dropout
+    )
+
+
+def _keras_head(record: _KerasRecord, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A Keras ``Dense`` head's kernel and bias; InteropError unless it is linear with a bias."""
+    config = record.config
+    if config is not None:
+        if config.get("activation", "linear") not in ("linear", None):
+            raise InteropError(f"{where} has activation={config['activation']!r}; the head is linear")
+        if not config.get("use_bias", True):
+            raise InteropError(f"{where} has use_bias=False; the jaxlstm head has a bias")
+    return record.weights[0], record.weights[1]
+
+
 def _keras_peer(records: list[_KerasRecord], source: str) -> PeerModel:
     """The neutral view of a Keras layer list: LSTM / Bidirectional(LSTM), Dropout after them, one Dense head."""
     layers: list[PeerLayer] = []
     head = None
-    labels = ("kernel", "recurrent_kernel", "bias")
+    read_layer = {"LSTM": _keras_lstm_layer, "Bidirectional": _keras_bidirectional_layer}
     for record in records:
         where = f"Keras layer {record.name!r}"
-        config = record.config
         if record.class_name == "InputLayer":
             continue
         if head is not None:
             raise InteropError(f"{where} ({record.class_name}) follows the Dense head; jaxlstm ends with it")
-        if record.class_name == "LSTM":
-            _check_keras_lstm(config, where)
-            params, _ = _keras_params(record.weights, _keras_biases("LSTM", config)[0])
-            sequences = None if config is None else bool(config.get("return_sequences", False))
-            reverse = config is not None and bool(config.get("go_backwards", False))
-            own_dropout = _keras_own_dropout(config)
-            layers.append(
-                PeerLayer(
-                    where, (params,), labels, return_sequences=sequences, reverse=reverse, own_dropout=own_dropout
-                )
-            )
-        elif record.class_name == "Bidirectional":
-            merge_mode = None
-            sequences = None
-            own_dropout = None
-            if config is not None:
-                merge_mode = config.get("merge_mode", "concat")
-                if merge_mode not in MERGE_MODES:
-                    raise InteropError(f"{where} has merge_mode={merge_mode!r}; use one of {', '.join(MERGE_MODES)}")
-                for key, backwards in (("layer", False), ("backward_layer", True)):
-                    inner = config.get(key)
-                    if inner is None:
-                        continue
-                    if inner.get("class_name") != "LSTM":
-                        raise InteropError(f"{where} wraps a {inner.get('class_name')}; jaxlstm maps LSTM only")
-                    inner_config = inner.get("config", {})
-                    _check_keras_lstm(inner_config, f"{where} ({key})", backwards=backwards)
-                    sequences = bool(inner_config.get("return_sequences", False))
-                    rates = _keras_own_dropout(inner_config)
-                    if own_dropout is not None and rates != own_dropout:
-                        raise InteropError(
-                            f"{where}: its directions have different dropouts {own_dropout} and {rates}; jaxlstm's "
-                            "Bidirectional LSTMs take one pair of rates"
-                        )
-                    own_dropout = rates
-            forward_bias, backward_bias = _keras_biases("Bidirectional", config)
-            forward, taken = _keras_params(record.weights, forward_bias)
-            backward, _ = _keras_params(record.weights[taken:], backward_bias)
-            directions = (forward, backward)
-            layers.append(
-                PeerLayer(
-                    where,
-                    directions,
-                    labels,
-                    merge_mode=merge_mode,
-                    return_sequences=sequences,
-                    own_dropout=own_dropout,
-                )
-            )
+        if record.class_name in read_layer:
+            layers.append(read_layer[record.class_name](record, where))
         elif record.class_name == "Dropout":
             if not layers:
                 raise InteropError(f"{where}: a Dropout before the first LSTM has no jaxlstm counterpart")
             if layers[-1].dropout is not None:
                 raise InteropError(f"{where} is a second Dropout after {layers[-1].name}; jaxlstm has one per layer")
-            rate = None if config is None else float(config.get("rate", 0.0))
+            rate = None if record.config is None else float(record.config.get("rate", 0.0))
             layers[-1] = replace(layers[-1], dropout=rate)
         elif record.class_name == "Dense":
-            if config is not None:
-                if config.get("activation", "linear") not in ("linear", None):
-                    raise InteropError(f"{where} has activation={config['activation']!r}; the head is linear")
-                if not config.get("use_bias", True):
-                    raise InteropError(f"{where} has use_bias=False; the jaxlstm head has a bias")
-            head = (record.weights[0], record.weights[1])
+            head = _keras_head(record, where)
         else:
             raise InteropError(
                 f"{where} is a {record.class_name}; jaxlstm maps LSTM, Bidirectional(LSTM), Dropout and Dense"

@@ -139,67 +139,80 @@ def check_and_assign(module: Module, peer: PeerModel, *, require_head: bool) -> 
         )
     assignments: list[tuple[nnx.Param, np.ndarray]] = []
     for index, (layer, theirs) in enumerate(zip(ours, peer.layers, strict=True)):
-        parts = directions_of(layer, index)
-        if len(parts) != len(theirs.directions):
-            arch = "bidirectional" if len(theirs.directions) == 2 else "stacked"
-            raise InteropError(
-                f"{theirs.name} is {kind_of(len(theirs.directions))} ({theirs.labels[0]} "
-                f"{describe(p.W for p in theirs.directions)}) but jaxlstm layer {index} is {kind_of(len(parts))} "
-                f"(W {describe(p.W for p in parts)}); use the {arch} architecture (--arch {arch})"
-            )
-        if isinstance(layer, Bidirectional) and theirs.merge_mode not in (None, layer.merge_mode):
-            raise InteropError(
-                f"{theirs.name} merges its directions with {theirs.merge_mode!r} but jaxlstm layer {index} with "
-                f"{layer.merge_mode!r}"
-            )
-        if len(parts) == 1 and theirs.reverse != layer.reverse:
-            way = "from its end (go_backwards=True)" if theirs.reverse else "forward"
-            raise InteropError(
-                f"{theirs.name} reads the sequence {way} but jaxlstm layer {index} has reverse={layer.reverse}; build "
-                f"it with LSTM(..., reverse={theirs.reverse})"
-            )
-        if theirs.reverse and theirs.return_sequences and index < len(peer.layers) - 1:
-            raise InteropError(
-                f"{theirs.name} has go_backwards=True and feeds its outputs, in reverse time order, to the next "
-                "layer; jaxlstm's reversed layer keeps them aligned, which computes another function (wrap it in a "
-                "Bidirectional layer)"
-            )
-        if theirs.return_sequences is not None and theirs.return_sequences != layer.return_sequences:
-            raise InteropError(
-                f"{theirs.name} has return_sequences={theirs.return_sequences} but jaxlstm layer {index} "
-                f"return_sequences={layer.return_sequences}"
-            )
-        for direction, (part, params) in enumerate(zip(parts, theirs.directions, strict=True)):
-            where = "" if len(parts) == 1 else (" (forward)", " (backward)")[direction]
-            for ours_name, label, array in zip(("W", "U", "b"), theirs.labels, params, strict=True):
-                variable = getattr(part, ours_name)
-                if shape_of(array) != shape_of(variable):
-                    raise InteropError(
-                        f"{theirs.name}{where}: {label} {shape_of(array)} does not fit jaxlstm layer {index}{where} "
-                        f"{ours_name} {shape_of(variable)} (units or input width differ)"
-                    )
-                assignments.append((variable, array))
-    if head is not None:
-        if peer.head is None:
-            if require_head:
+        _check_layer(layer, theirs, index, feeds_another=index < len(peer.layers) - 1)
+        assignments += _layer_assignments(layer, theirs, index)
+    if head is not None and peer.head is None and require_head:
+        raise InteropError(
+            f"{peer.source} has no {peer.head_name} layer but the jaxlstm Forecaster needs its Dense head "
+            f"(kernel {shape_of(head.kernel)})"
+        )
+    if head is not None and peer.head is not None:
+        for name, array in zip(("kernel", "bias"), peer.head, strict=True):
+            variable = getattr(head, name)
+            if shape_of(array) != shape_of(variable):
                 raise InteropError(
-                    f"{peer.source} has no {peer.head_name} layer but the jaxlstm Forecaster needs its Dense head "
-                    f"(kernel {shape_of(head.kernel)})"
+                    f"{peer.source} {peer.head_name} {name} {shape_of(array)} does not fit the jaxlstm head "
+                    f"{name} {shape_of(variable)}"
                 )
-        else:
-            for name, array in zip(("kernel", "bias"), peer.head, strict=True):
-                variable = getattr(head, name)
-                if shape_of(array) != shape_of(variable):
-                    raise InteropError(
-                        f"{peer.source} {peer.head_name} {name} {shape_of(array)} does not fit the jaxlstm head "
-                        f"{name} {shape_of(variable)}"
-                    )
-                assignments.append((variable, array))
+            assignments.append((variable, array))
     dropouts = own_dropouts(module, peer)
     for variable, array in assignments:
         variable.set_value(jnp.asarray(array, dtype=variable.dtype))
     for part, (dropout, recurrent_dropout) in dropouts:
         part.dropout, part.recurrent_dropout = dropout, recurrent_dropout
+
+
+def _check_layer(layer: Any, theirs: PeerLayer, index: int, *, feeds_another: bool) -> None:
+    """InteropError when jaxlstm layer ``index`` cannot hold the peer's layer: other directions, merge mode, reading
+    order or sequence output; or a reversed peer layer that feeds the next one in reverse time order."""
+    parts = directions_of(layer, index)
+    if len(parts) != len(theirs.directions):
+        arch = "bidirectional" if len(theirs.directions) == 2 else "stacked"
+        raise InteropError(
+            f"{theirs.name} is {kind_of(len(theirs.directions))} ({theirs.labels[0]} "
+            f"{describe(p.W for p in theirs.directions)}) but jaxlstm layer {index} is {kind_of(len(parts))} "
+            f"(W {describe(p.W for p in parts)}); use the {arch} architecture (--arch {arch})"
+        )
+    if isinstance(layer, Bidirectional) and theirs.merge_mode not in (None, layer.merge_mode):
+        raise InteropError(
+            f"{theirs.name} merges its directions with {theirs.merge_mode!r} but jaxlstm layer {index} with "
+            f"{layer.merge_mode!r}"
+        )
+    if len(parts) == 1 and theirs.reverse != layer.reverse:
+        way = "from its end (go_backwards=True)" if theirs.reverse else "forward"
+        raise InteropError(
+            f"{theirs.name} reads the sequence {way} but jaxlstm layer {index} has reverse={layer.reverse}; build "
+            f"it with LSTM(..., reverse={theirs.reverse})"
+        )
+    if theirs.reverse and theirs.return_sequences and feeds_another:
+        raise InteropError(
+            f"{theirs.name} has go_backwards=True and feeds its outputs, in reverse time order, to the next "
+            "layer; jaxlstm's reversed layer keeps them aligned, which computes another function (wrap it in a "
+            "Bidirectional layer)"
+        )
+    if theirs.return_sequences is not None and theirs.return_sequences != layer.return_sequences:
+        raise InteropError(
+            f"{theirs.name} has return_sequences={theirs.return_sequences} but jaxlstm layer {index} "
+            f"return_sequences={layer.return_sequences}"
+        )
+
+
+def _layer_assignments(layer: Any, theirs: PeerLayer, index: int) -> list[tuple[nnx.Param, np.ndarray]]:
+    """Each W, U and b of jaxlstm layer ``index`` (every direction) paired with the peer's array; InteropError
+    naming the first shape that does not fit."""
+    parts = directions_of(layer, index)
+    assignments = []
+    for direction, (part, params) in enumerate(zip(parts, theirs.directions, strict=True)):
+        where = "" if len(parts) == 1 else (" (forward)", " (backward)")[direction]
+        for ours_name, label, array in zip(("W", "U", "b"), theirs.labels, params, strict=True):
+            variable = getattr(part, ours_name)
+            if shape_of(array) != shape_of(variable):
+                raise InteropError(
+                    f"{theirs.name}{where}: {label} {shape_of(array)} does not fit jaxlstm layer {index}{where} "
+                    f"{ours_name} {shape_of(variable)} (units or input width differ)"
+                )
+            assignments.append((variable, array))
+    return assignments
 
 
 def own_dropouts(module: Module, peer: PeerModel) -> list[tuple[LSTM, tuple[float, float]]]:
