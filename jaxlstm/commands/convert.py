@@ -81,11 +81,10 @@ def run(args: argparse.Namespace) -> None:
                 "--tutorial-data"
             )
         start_jax()
-        from jaxlstm.fileio import RunLock
         from jaxlstm.interop import from_keras
-        from jaxlstm.runs import check_destination, clear_run, save_run
+        from jaxlstm.runs import RunDirectory, save_run
 
-        check_destination(dest, overwrite=args.overwrite)
+        directory = RunDirectory.create(dest, "convert", overwrite=args.overwrite)
         model = from_keras(source, dropout=args.dropout, arch=args.arch, layers=args.layers, units=args.units)
         scalers, data = _scalers_and_data(args, model.config.n_features)
         if model.config.outputs != data.outputs:
@@ -95,9 +94,7 @@ def run(args: argparse.Namespace) -> None:
                 f"{model.config.outputs} --strategy direct, or a --scaler-from run of that horizon"
             )
         config = RunConfig(data, model.config, None, converted_from={"format": "keras", "path": str(source)})
-        with RunLock(dest):
-            clear_run(dest)
-            save_run(dest, config, model, scalers)
+        directory.write(lambda out: save_run(out, config, model, scalers))
         print(f"wrote {dest}/ ({model.config.arch}, {model.config.layers} x {model.config.units} units)")
     elif source.is_dir():
         from jaxlstm.interop import KERAS_SUFFIXES

@@ -147,14 +147,14 @@ def check_and_assign(module: Module, peer: PeerModel, *, require_head: bool) -> 
             f"(kernel {shape_of(head.kernel)})"
         )
     if head is not None and peer.head is not None:
-        for name, array in zip(("kernel", "bias"), peer.head, strict=True):
-            variable = getattr(head, name)
-            if shape_of(array) != shape_of(variable):
-                raise InteropError(
-                    f"{peer.source} {peer.head_name} {name} {shape_of(array)} does not fit the jaxlstm head "
-                    f"{name} {shape_of(variable)}"
-                )
-            assignments.append((variable, array))
+        assignments += _paired(
+            head,
+            ("kernel", "bias"),
+            ("kernel", "bias"),
+            peer.head,
+            f"{peer.source} {peer.head_name}",
+            "the jaxlstm head",
+        )
     dropouts = own_dropouts(module, peer)
     for variable, array in assignments:
         variable.set_value(jnp.asarray(array, dtype=variable.dtype))
@@ -204,15 +204,32 @@ def _layer_assignments(layer: Any, theirs: PeerLayer, index: int) -> list[tuple[
     assignments = []
     for direction, (part, params) in enumerate(zip(parts, theirs.directions, strict=True)):
         where = "" if len(parts) == 1 else (" (forward)", " (backward)")[direction]
-        for ours_name, label, array in zip(("W", "U", "b"), theirs.labels, params, strict=True):
-            variable = getattr(part, ours_name)
-            if shape_of(array) != shape_of(variable):
-                raise InteropError(
-                    f"{theirs.name}{where}: {label} {shape_of(array)} does not fit jaxlstm layer {index}{where} "
-                    f"{ours_name} {shape_of(variable)} (units or input width differ)"
-                )
-            assignments.append((variable, array))
+        assignments += _paired(
+            part,
+            ("W", "U", "b"),
+            theirs.labels,
+            params,
+            f"{theirs.name}{where}:",
+            f"jaxlstm layer {index}{where}",
+            hint=" (units or input width differ)",
+        )
     return assignments
+
+
+def _paired(
+    owner: Any, names: tuple[str, ...], labels: tuple[str, ...], arrays: Any, theirs: str, ours: str, hint: str = ""
+) -> list[tuple[nnx.Param, np.ndarray]]:
+    """``owner``'s variables ``names`` paired with the peer's ``arrays`` (named ``labels`` by the peer); InteropError
+    naming the first whose shape does not fit (``theirs`` and ``ours`` say whose, for the message)."""
+    pairs = []
+    for name, label, array in zip(names, labels, arrays, strict=True):
+        variable = getattr(owner, name)
+        if shape_of(array) != shape_of(variable):
+            raise InteropError(
+                f"{theirs} {label} {shape_of(array)} does not fit {ours} {name} {shape_of(variable)}{hint}"
+            )
+        pairs.append((variable, array))
+    return pairs
 
 
 def own_dropouts(module: Module, peer: PeerModel) -> list[tuple[LSTM, tuple[float, float]]]:

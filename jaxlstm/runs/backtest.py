@@ -201,9 +201,8 @@ def read_backtest(directory: Path) -> tuple[RunConfig, pd.DataFrame, dict]:
 def load_backtest(directory: Path) -> Backtest:
     """A finished backtest run again, without training: its folds rebuilt from its CSV (:func:`make_folds`), every
     seed's forecasts read from its ``predictions.csv`` and its dropout draws from :data:`DROPOUT_FILE` (no losses:
-    they are not kept). For instance to calibrate its
-    forecasts at other levels (:func:`jaxlstm.forecasting.calibration.calibrate`). RunError when the CSV no longer gives the
-    prices the backtest forecast."""
+    they are not kept). For instance to calibrate its forecasts at other levels (:func:`jaxlstm.forecasting.calibrate`).
+    RunError when the CSV no longer gives the prices the backtest forecast."""
     config, table, summary = read_backtest(directory)
     folds = make_folds(load_frame(config.data), config.data, config.backtest)
     seeds = tuple(config.train.seed + s for s in range(config.backtest.seeds))
@@ -225,8 +224,6 @@ def load_backtest(directory: Path) -> Backtest:
         else None
     )
     return Backtest(folds, seeds, forecasts, losses, summary["compile_seconds"], summary["train_seconds"], draws)
-
-
 
 
 class BacktestRun(NamedTuple):

@@ -215,5 +215,3 @@ def read_config(directory: Path) -> RunConfig:
     if not directory.exists():
         raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
     return RunConfig.from_dict(read_file(directory, CONFIG_FILE, json.loads), source=str(directory / CONFIG_FILE))
-
-

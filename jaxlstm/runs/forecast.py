@@ -28,7 +28,9 @@ from jaxlstm.runs.train import Run
 __all__ = ["forecast_refit", "forecast_run", "save_forecast"]
 
 
-def _measured(backtest: Path, days: int, levels: tuple[float, ...] | None, *, one_model: bool) -> tuple[RunConfig, Measured]:
+def _measured(
+    backtest: Path, days: int, levels: tuple[float, ...] | None, *, one_model: bool
+) -> tuple[RunConfig, Measured]:
     """The backtest run's config, and what it measured (:class:`~jaxlstm.forecasting.forecast.Measured`): its
     walk-forward errors (n, days) per step (its ensemble's, or each seed's for ``one_model``), the levels (its own
     by default), the coverage it measured per method and level, and why it measured none (or None)."""
@@ -65,7 +67,9 @@ def _measured(backtest: Path, days: int, levels: tuple[float, ...] | None, *, on
         if theirs in pooled
     }
     skipped = summary["calibration"].get("skipped")
-    return config, Measured(errors, chosen, coverage, None if skipped is None else f"{backtest} did not measure it: {skipped}")
+    return config, Measured(
+        errors, chosen, coverage, None if skipped is None else f"{backtest} did not measure it: {skipped}"
+    )
 
 
 def forecast_run(
@@ -146,8 +150,8 @@ def _check_same_recipe(run: RunConfig, backtest: RunConfig, path: Path) -> None:
             if mine != other:
                 name = item.metadata.get("flag", flag(item.name))
                 raise RunError(
-                    f"{path} was backtested with {name} {option_text(other)}, the run was trained with {option_text(mine)}: "
-                    f"its errors do not calibrate this model; backtest with the run's settings"
+                    f"{path} was backtested with {name} {option_text(other)}, the run was trained with "
+                    f"{option_text(mine)}: its errors do not calibrate this model; backtest with the run's settings"
                 )
 
 

@@ -1,4 +1,5 @@
-"""A run directory's whole life, for every command that trains into one (``train``, ``backtest`` and those to come):
+"""A run directory's whole life, for every command that writes one (``train``, ``backtest``, ``convert`` and those to
+come):
 the destination checked before any work, an interrupted run found again, which process writes, the lock, the
 checkpoints, the final files, and what a failure or Ctrl-C leaves and says.
 
@@ -33,8 +34,12 @@ from jaxlstm.training import Checkpoint, CheckpointWriter, TrainState, latest_ch
 
 __all__ = ["COMMANDS", "RunDirectory"]
 
-COMMANDS = {"train": "use `jaxlstm predict --run {out}`", "backtest": "see its report.md"}
-"""The commands that train into a run directory, and what to do with one of their finished runs."""
+COMMANDS = {
+    "train": "use `jaxlstm predict --run {out}`",
+    "backtest": "see its report.md",
+    "convert": "use `jaxlstm predict --run {out}`",
+}
+"""The commands that write a run directory, and what to do with one of their finished runs."""
 
 
 def _discard(state: TrainState) -> None:
@@ -124,6 +129,16 @@ class RunDirectory:
                 check_destination(self.path, overwrite=self.overwrite)
             with self._reporting(writer):
                 yield writer
+
+    def write(self, save: Callable[[Path], Any]) -> None:
+        """Writes a run that needs no training, at once (``jaxlstm convert``): under the lock, the destination checked
+        again, an old run it may replace deleted, then ``save(path)``."""
+        if not self.writes:
+            return
+        with RunLock(self.path):
+            check_destination(self.path, overwrite=self.overwrite)
+            clear_run(self.path)
+            save(self.path)
 
     def drop_checkpoints(self) -> None:
         """Deletes the checkpoints of a complete run whose report is its result (a backtest's)."""

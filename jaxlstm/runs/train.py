@@ -265,7 +265,10 @@ def resume_train_run(out: Path, *, progress: bool = True, checkpoint_every: int 
     if "scalers" not in checkpoint.meta:
         raise RunError(f"{checkpoint.path}: its saved settings lack the scalers; start a new run")
     frame, dataset = load_dataset(config.data)
-    if record(config.data, frame, dataset).sha256 != config.data.sha256 or scalers_of(dataset) != checkpoint.meta["scalers"]:
+    if (
+        record(config.data, frame, dataset).sha256 != config.data.sha256
+        or scalers_of(dataset) != checkpoint.meta["scalers"]
+    ):
         raise RunError(
             f"{config.data.path} changed since the run started (its training windows from {config.data.start} differ); "
             f"restore the file, or start a new run"
