@@ -35,7 +35,7 @@ def test_a_session_keeps_checkpoints_and_its_run_reopens_at_the_newest(tmp_path:
     assert reopened.checkpoint.epoch == 4 and config.model == preset("vanilla")
     with pytest.raises(RunError, match="an interrupted `jaxlstm train` run; finish it with `jaxlstm train --resume`"):
         RunDirectory.reopen(out, "backtest")
-    with pytest.raises(RunError, match="interrupted run .*checkpoint at epoch 4.*`jaxlstm train --resume"):
+    with pytest.raises(RunError, match=r"interrupted run .*checkpoint at epoch 4.*`jaxlstm train --resume"):
         RunDirectory.create(out, "train")
 
 
@@ -49,7 +49,7 @@ def test_what_each_destination_allows(tmp_path: Path) -> None:
     (finished / CONFIG_FILE).write_text("{}")
     with pytest.raises(RunError, match="already holds files of a finished run"):
         RunDirectory.create(finished, "backtest")
-    with pytest.raises(RunError, match="the run is complete, nothing to resume; see its report.md"):
+    with pytest.raises(RunError, match=r"the run is complete, nothing to resume; see its report\.md"):
         RunDirectory.reopen(finished, "backtest")
     with pytest.raises(RunError, match="no such run directory"):
         RunDirectory.reopen(tmp_path / "absent", "train")
@@ -61,9 +61,11 @@ def test_an_overwritten_run_stays_until_the_first_checkpoint(tmp_path: Path) -> 
     out.mkdir()
     (out / CONFIG_FILE).write_text("{}")
     directory = RunDirectory.create(out, "train", overwrite=True)
-    with pytest.raises(TrainingError, match=r"diverged \(last good checkpoint: none was written\)"):
-        with directory.session(meta()):
-            raise TrainingError("diverged")
+    with (
+        pytest.raises(TrainingError, match=r"diverged \(last good checkpoint: none was written\)"),
+        directory.session(meta()),
+    ):
+        raise TrainingError("diverged")
     assert (out / CONFIG_FILE).exists()  # nothing was replaced
     with directory.session(meta()) as on_checkpoint:
         on_checkpoint(state(1))
@@ -73,10 +75,10 @@ def test_an_overwritten_run_stays_until_the_first_checkpoint(tmp_path: Path) -> 
 def test_failures_name_the_last_checkpoint_and_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     directory = RunDirectory.create(out, "backtest")
-    with pytest.raises(TrainingError, match=r"nan \(last good checkpoint: epoch 2, .*epoch-000002.ckpt\)"):
-        with directory.session(meta()) as on_checkpoint:
-            on_checkpoint(state(2))
-            raise TrainingError("nan")
+    failed = pytest.raises(TrainingError, match=r"nan \(last good checkpoint: epoch 2, .*epoch-000002\.ckpt\)")
+    with failed, directory.session(meta()) as on_checkpoint:
+        on_checkpoint(state(2))
+        raise TrainingError("nan")
     directory.drop_checkpoints()
     assert run_state(out) == "empty"
     with pytest.raises(KeyboardInterrupt) as interrupt, directory.session(meta()) as on_checkpoint:
