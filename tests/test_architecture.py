@@ -36,6 +36,7 @@ def run_python(code: str) -> str:
     return result.stdout.strip()
 
 
+@pytest.mark.subprocess
 def test_help_and_argument_errors_import_no_jax() -> None:
     """`jaxlstm --help`, `jaxlstm train --help` and an out-of-range option answer before JAX (or NumPy's heavy
     neighbours) is imported: the parser and the checks need only the config types."""

@@ -747,6 +747,7 @@ with RunLock(Path(sys.argv[1])):
 """
 
 
+@pytest.mark.processes
 def test_a_run_directory_another_process_is_writing_is_refused(tmp_path: Path, tiny_run: Path, capsys) -> None:
     """Docs row `run-locked`: while a real second process holds a run directory's lock, `train` into it (new,
     --overwrite or --resume) exits 2 naming that process, and not one byte of the directory changes."""

@@ -75,10 +75,7 @@ def trace_gates(model: Forecaster | Stacked | Bidirectional | LSTM | ConvLSTM, x
         backward ``h[:, 0]``).
     """
     graphdef, state = nnx.split(model)
-    x = jnp.asarray(x, jnp.float32)
-    if isinstance(model, Forecaster):
-        x = model.stack_inputs(x)
-    arrays = _trace_arrays(graphdef, state, x)
+    arrays = _trace_arrays(graphdef, state, jnp.asarray(x, jnp.float32))
     labels = [(index, direction) for index, layer in enumerate(_layers(model)) for direction in _directions(layer)]
     return tuple(
         GateTrace(index, direction, *values) for (index, direction), values in zip(labels, arrays, strict=True)
@@ -98,7 +95,6 @@ def _directions(layer: nnx.Module) -> list[str]:
 
 @partial(jax.jit, static_argnums=0)  # one program per architecture and input shape
 def _trace_arrays(graphdef: nnx.GraphDef, state: nnx.State, x: Array) -> list[tuple[Array, ...]]:
-    model = nnx.merge(graphdef, state)
-    stack = model.recurrent if isinstance(model, Forecaster) else model
-    traces = stack.trace(x) if isinstance(stack, Stacked) else layer_traces(stack, x)[0]
+    model = nnx.merge(graphdef, state)  # a Forecaster cuts a conv model's windows into sub-sequences in its trace
+    traces = model.trace(x) if isinstance(model, Forecaster | Stacked) else layer_traces(model, x)[0]
     return [(*trace.gates, trace.states.c, trace.states.h) for trace in traces]

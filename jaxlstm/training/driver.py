@@ -178,6 +178,7 @@ def train_epochs(
         state.history.train_seconds += time.perf_counter() - clock
         on_checkpoint(state if saved is None else saved(state))
 
+    state.history.first_epoch_seconds = math.nan  # this call's first epoch, whatever the state carried
     clock = started = time.perf_counter()
     with tqdm(range(state.epoch, epochs), disable=not progress, **shown) as bar:
         for _ in bar:
