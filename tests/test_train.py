@@ -10,6 +10,7 @@ from flax import nnx
 from jaxlstm.config import TrainConfig, preset
 from jaxlstm.data import load_prices, prepare, window_series
 from jaxlstm.errors import ConfigError, TrainingError
+from jaxlstm.nn.layers import LSTM, Stacked
 from jaxlstm.nn.models import Forecaster
 from jaxlstm.training import estimate_memory
 from jaxlstm.training.single import fit
@@ -157,3 +158,36 @@ def test_windows_gathered_from_their_series_train_as_a_copy_of_them(goog) -> Non
     (gathered_losses, gathered), (copied_losses, copied) = runs
     np.testing.assert_allclose(gathered_losses, copied_losses, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), gathered, copied)
+
+
+class _DroppedStack(nnx.Module):
+    """Two LSTMs with input and recurrent dropout inside them and dropout between them, and a Dense(1) head."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        layers = [
+            LSTM(1, 8, return_sequences=True, dropout=0.3, recurrent_dropout=0.2, rngs=rngs),
+            LSTM(8, 8, return_sequences=False, dropout=0.3, recurrent_dropout=0.2, rngs=rngs),
+        ]
+        self.stack = Stacked(layers, dropout=0.3)
+        self.head = nnx.Linear(8, 1, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, dropout_key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.stack(x, dropout_key=dropout_key))[..., 0]
+
+
+@pytest.mark.parametrize("batch_size", [32, 25])
+def test_a_seed_trains_the_same_model_on_one_and_two_devices(goog, batch_size: int) -> None:
+    """Dropout between the layers and inside them (input and recurrent) with every mask drawn per sample: a batch
+    split over two devices (even, or odd and padded) draws the masks it draws whole on one, so the weights after
+    three epochs differ only by the rounding of the gradients' sum (and differ from another seed's)."""
+    if len(jax.local_devices()) < 2:
+        pytest.skip("needs two JAX devices")
+    weights = []
+    for devices, seed in ((1, 5), (2, 5), (2, 6)):
+        model = _DroppedStack(nnx.Rngs(0))
+        train = TrainConfig(epochs=3, batch_size=batch_size, seed=seed, devices=devices)
+        fit(model, goog.x_train, goog.y_train, train, progress=False)
+        weights.append(jax.tree.leaves(nnx.state(model, nnx.Param)))
+    for one, two, _ in zip(*weights, strict=True):
+        np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-6)
+    assert not all(np.allclose(one, other) for one, other in zip(weights[0], weights[2], strict=True))

@@ -48,8 +48,10 @@ __all__ = [
     "layer_output",
     "layer_traces",
     "merge",
+    "row_keys",
     "scan_lstm",
     "sequence_mask",
+    "split_keys",
     "unit_forget_bias",
 ]
 
@@ -483,7 +485,7 @@ class Bidirectional(nnx.Module):
         Keras, the sequence outputs are zero there; ``dropout_key`` turns the layers' own dropouts on."""
         mask = sequence_mask(x, mask, lengths)
         forward_state, backward_state = _direction_states(initial_state)
-        forward_key, backward_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
+        forward_key, backward_key = (None, None) if dropout_key is None else split_keys(dropout_key, 2, x.shape[0])
         forward, forward_final = call_layer(self.forward_layer, x, forward_state, mask, forward_key)
         backward, backward_final = call_layer(self.backward_layer, x, backward_state, mask, backward_key)
         if mask is not None and self.return_sequences:
@@ -508,30 +510,64 @@ def _direction_states(initial_state: Any) -> tuple[Any, Any]:
     )
 
 
+def row_keys(key: Array, rows: int) -> Array:
+    """One PRNG key per row of a batch, (rows,): ``key`` itself when it already holds one key per row, else row
+    ``r``'s key is ``fold_in(key, r)``.
+
+    Every dropout mask is drawn row by row from these keys, so a row's masks do not depend on the rows drawn beside
+    it: a batch split over devices draws, in each device's share, exactly the masks it draws whole (the training
+    epoch passes each share its rows' keys), and the same seed trains the same model on 1, 2 or N devices.
+
+    >>> keys = row_keys(jax.random.key(0), 4)
+    >>> third = jax.random.fold_in(jax.random.key(0), 2)
+    >>> keys.shape, bool(jnp.all(jax.random.key_data(keys[2]) == jax.random.key_data(third)))
+    ((4,), True)
+    """
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)  # a raw uint32 key of jax.random.PRNGKey
+    if key.ndim == 0:
+        return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(rows))
+    if key.shape != (rows,):
+        raise ValueError(f"dropout keys must be one key or one per row of the batch ({rows},), got {key.shape}")
+    return key
+
+
+def split_keys(key: Array, count: int, rows: int) -> list[Array]:
+    """``count`` independent keys per row, as ``count`` arrays (rows,) of keys: each row's key (:func:`row_keys`)
+    split ``count`` ways."""
+    per_row = jax.vmap(lambda row_key: jax.random.split(row_key, count))(row_keys(key, rows))  # (rows, count)
+    return [per_row[:, index] for index in range(count)]
+
+
 def dropout_masks(key: Array, shapes: Sequence[tuple[int, ...]], rate: float | Sequence[float]) -> list[Array]:
     """Keep-masks for several dropouts, drawn in one call: element ``True`` with probability ``1 - rate``.
 
     One draw for all of them, because each call of the PRNG compiles to a threefry kernel of its own, which costs
-    compile and run time on XLA:CPU (docs/performance.md, "Dropout masks from one draw").
+    compile and run time on XLA:CPU (docs/performance.md, "Dropout masks from one draw"). The draw is made row by
+    row, each row of the batch (the first axis of every shape) from its own key (:func:`row_keys`), so that a
+    row's masks are the same however the batch is split.
 
     Args:
-        key: a PRNG key.
-        shapes: the shape of each mask.
+        key: a PRNG key, or one key per row (rows,).
+        shapes: the shape of each mask, all starting with the same number of rows (the batch).
         rate: probability that an element is dropped, in [0, 1): one for all masks, or one per mask.
 
     Returns:
         Boolean masks, one per shape.
 
-    >>> [mask.shape for mask in dropout_masks(jax.random.key(0), [(2, 3), (4,)], 0.2)]
-    [(2, 3), (4,)]
+    >>> [mask.shape for mask in dropout_masks(jax.random.key(0), [(2, 3), (2, 4, 5)], 0.2)]
+    [(2, 3), (2, 4, 5)]
     """
-    sizes = [math.prod(shape) for shape in shapes]
+    rows = {shape[0] for shape in shapes}
+    if len(rows) != 1:
+        raise ValueError(f"dropout masks are drawn per row: every shape must start with the batch, got {shapes}")
+    sizes = [math.prod(shape[1:]) for shape in shapes]
     rates = [float(rate)] * len(shapes) if np.ndim(rate) == 0 else [float(each) for each in rate]
-    uniform = jax.random.uniform(key, (sum(sizes),))
+    uniform = jax.vmap(lambda row_key: jax.random.uniform(row_key, (sum(sizes),)))(row_keys(key, rows.pop()))
     keep = {each_rate: uniform < 1.0 - each_rate for each_rate in set(rates)}
     ends = list(itertools.accumulate(sizes))
     return [
-        keep[each_rate][end - size : end].reshape(shape)
+        keep[each_rate][:, end - size : end].reshape(shape)
         for shape, size, end, each_rate in zip(shapes, sizes, ends, rates, strict=True)
     ]
 
@@ -587,16 +623,15 @@ class Stacked(nnx.Module):
                 f"got {len(initial_state)}"
             )
         mask = sequence_mask(x, mask, lengths)
-        masks = [None] * len(self.layers)
+        masks, layer_keys = [None] * len(self.layers), [None] * len(self.layers)
+        if dropout_key is not None:
+            mask_keys, *layer_keys = split_keys(dropout_key, len(self.layers) + 1, x.shape[0])
         if dropout_key is not None and self.dropout_rate > 0.0:
             shapes, output = [], jax.ShapeDtypeStruct(x.shape, x.dtype)
             for layer in self.layers:
                 output = jax.eval_shape(layer, output)
                 shapes.append(output.shape)
-            masks = dropout_masks(dropout_key, shapes, self.dropout_rate)
-        layer_keys = [None] * len(self.layers)
-        if dropout_key is not None and any(map(has_own_dropout, self.layers)):
-            layer_keys = list(jax.random.split(jax.random.fold_in(dropout_key, 1), len(self.layers)))
+            masks = dropout_masks(mask_keys, shapes, self.dropout_rate)
         states = []
         for layer, state, keep, key in zip(self.layers, initial_state, masks, layer_keys, strict=True):
             x, final_state = call_layer(layer, x, state, mask, key)

@@ -36,6 +36,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxlstm.config import TrainConfig
 from jaxlstm.errors import ConfigError
+from jaxlstm.nn.layers import row_keys
 
 __all__ = [
     "BATCH_AXIS",
@@ -156,7 +157,9 @@ def make_epoch(
     ``n_samples`` makes one batch of every sample, as Keras does. Each batch is split evenly along the batch axis of
     ``mesh`` (default: the first local device), padded with masked slots to a multiple of its size: every device sums
     the squared errors of its share and their gradient, and one ``psum`` combines them into the batch mean. Each
-    batch, and each device's share of it, gets its own dropout key.
+    batch gets its own dropout key and each of its samples a key of its own from it
+    (:func:`~jaxlstm.nn.layers.row_keys`): a sample's dropout masks do not depend on the device that runs it, so a
+    seed trains the same model on any number of devices, up to the rounding of the ``psum``.
 
     ``n_valid`` (a traced integer, e.g. one per model under ``vmap``) trains on the first ``n_valid`` samples only,
     as an epoch built for ``n_valid`` samples would: the same permutation (:func:`shuffled`), the same
@@ -179,12 +182,10 @@ def make_epoch(
         return x[indices] if days is None else x[indices[:, None] + days]
 
     def share_loss_and_grad(
-        params: PyTree, x: Array, y: Array, mask: Array, dropout_key: Array
+        params: PyTree, x: Array, y: Array, mask: Array, dropout_keys: Array
     ) -> tuple[Array, PyTree]:
-        share_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(BATCH_AXIS))
-
         def squared_error(params: PyTree) -> Array:
-            predictions = nnx.merge(graphdef, params)(x, dropout_key=share_key)
+            predictions = nnx.merge(graphdef, params)(x, dropout_key=dropout_keys)
             errors = ((predictions - y) ** 2).reshape(len(y), -1).mean(axis=1)  # each window's, over its outputs
             return jnp.sum(jnp.where(mask, errors, 0.0))
 
@@ -195,7 +196,7 @@ def make_epoch(
     loss_and_grad = jax.shard_map(
         share_loss_and_grad,
         mesh=mesh,
-        in_specs=(P(), P(BATCH_AXIS), P(BATCH_AXIS), P(BATCH_AXIS), P()),
+        in_specs=(P(), P(BATCH_AXIS), P(BATCH_AXIS), P(BATCH_AXIS), P(BATCH_AXIS)),
         out_specs=(P(), P()),
         check_vma=False,  # the layers start their scans from fresh zeros; the psum makes the outputs replicated
     )
@@ -219,7 +220,8 @@ def make_epoch(
         ) -> tuple[tuple[PyTree, PyTree], Array]:
             params, opt_state = carry
             indices, batch_mask, batch_key = batch
-            loss, grads = loss_and_grad(params, gather(x, indices), y[indices], batch_mask, batch_key)
+            sample_keys = row_keys(batch_key, slots)  # the masks of a sample: the same on 1, 2 or N devices
+            loss, grads = loss_and_grad(params, gather(x, indices), y[indices], batch_mask, sample_keys)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if masked:  # a batch with no sample (its loss 0 / 0) moves neither the weights nor Adam's state
