@@ -9,13 +9,26 @@ Each name lives in the subpackage of its concern (``jaxlstm.nn``, ``jaxlstm.data
 first use, so that ``import jaxlstm.data`` or ``jaxlstm --help`` does not import JAX (the benchmarks prepare the
 peers' data with it, and a Keras-TensorFlow or PyTorch process should not pay for JAX).
 
+``jaxlstm.__version__`` is the installed package's version (``jaxlstm --version`` prints it).
+
 >>> import jaxlstm
 >>> jaxlstm.preset("stacked").units
 50
 """
 
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import Any
+
+
+def _installed_version() -> str:
+    """The version of the installed distribution; ``0+unknown`` for a source tree that was never installed."""
+    try:
+        return metadata.version("jaxlstm")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 _HOMES = {
     "BacktestConfig": "jaxlstm.config",
@@ -76,4 +89,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return [*__all__, "__version__"]

@@ -49,7 +49,7 @@ def test_what_each_destination_allows(tmp_path: Path) -> None:
     (finished / CONFIG_FILE).write_text("{}")
     with pytest.raises(RunError, match="already holds files of a finished run"):
         RunDirectory.create(finished, "backtest")
-    with pytest.raises(RunError, match=r"the run is complete, nothing to resume; see its report\.md"):
+    with pytest.raises(RunError, match=r"`jaxlstm backtest` run is complete, nothing to resume; see its report\.md"):
         RunDirectory.reopen(finished, "backtest")
     with pytest.raises(RunError, match="no such run directory"):
         RunDirectory.reopen(tmp_path / "absent", "train")

@@ -122,6 +122,13 @@ def copy_run(run: Path, tmp: Path, name: str = "run", *, interrupted: bool = Fal
     return copy
 
 
+def _predict_over_a_file(tmp: Path, run: Path) -> list[str]:
+    """``predict --out`` onto a file that already exists (without ``--overwrite``)."""
+    argv = predict(tmp, run)
+    (tmp / "predictions.csv").write_text("mine\n")
+    return argv
+
+
 def fake_run(tmp: Path, *names: str) -> Path:
     out = tmp / "out"
     for name in names:
@@ -309,6 +316,18 @@ CATALOGUE = [
         "duplicate-dates",
         lambda tmp, run: train(tmp, write_csv(tmp, edited(4, 0, "2020-01-01"))),
         "duplicate dates 2020-01-01 (first on lines 2, 4)",
+    ),
+    Case(
+        "weekly-rows",
+        lambda tmp, run: train(
+            tmp,
+            write_csv(
+                tmp,
+                [f"{day:%Y-%m-%d},10,11,9,10.5,10.5,100" for day in pd.date_range("2020-01-06", periods=40, freq="7D")],
+            ),
+        ),
+        "prices.csv: weekly rows: median 7 days between dates (2020-01-06..2020-10-05, 40 rows); jaxlstm models daily "
+        "bars: pass daily rows (one per trading day)",
     ),
     Case(
         "zero-price",
@@ -524,7 +543,12 @@ CATALOGUE = [
     Case(
         "resume-finished-run",
         lambda tmp, run: ["train", "--resume", str(copy_run(run, tmp))],
-        "the run is complete, nothing to resume",
+        "the `jaxlstm train` run is complete, nothing to resume; use `jaxlstm predict --run",
+    ),
+    Case(
+        "resume-finished-run-as-backtest",
+        lambda tmp, run: ["backtest", "--resume", str(copy_run(run, tmp))],
+        "the `jaxlstm train` run is complete, nothing to resume; use `jaxlstm predict --run",
     ),
     Case("resume-without-checkpoints", _resume_without_checkpoints, "no checkpoints to resume from"),
     Case(
@@ -575,6 +599,16 @@ CATALOGUE = [
         "predict-out-directory-missing",
         lambda tmp, run: [*predict(tmp, run)[:-1], str(tmp / "no" / "p.csv")],
         "directory " + "{tmp}/no does not exist",
+    ),
+    Case(
+        "predict-out-exists",
+        lambda tmp, run: _predict_over_a_file(tmp, run),
+        "predictions.csv already exists; choose another --out or pass --overwrite",
+    ),
+    Case(
+        "dates-without-csv",
+        lambda tmp, run: ["predict", "--run", str(run), "--start", "2020-01-01"],
+        "--start/--end choose rows of --csv; without --csv the run's own rows are used (pass --csv ",
     ),
 ]
 

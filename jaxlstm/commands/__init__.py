@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from jaxlstm import __version__
 from jaxlstm.commands import backtest, convert, fetch, forecast, gates, gradflow, predict, train
 from jaxlstm.errors import JaxlstmError
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jaxlstm",
         description="Forecast next-day stock prices with a hand-written JAX LSTM (the classic Keras tutorial, jitted).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(subcommands)

@@ -18,6 +18,7 @@ __all__ = [
     "option_flags",
     "output_directory",
     "reject_settings",
+    "run_frame",
     "start_jax",
 ]
 
@@ -76,6 +77,24 @@ def add_data_source(parser: argparse.ArgumentParser, *, missing: bool = False) -
     parser.add_argument("--end", help="last date kept, YYYY-MM-DD (with --csv)")
     if missing:
         add_config_options(parser, DataConfig, ("missing",))
+
+
+def run_frame(data: DataConfig, args: argparse.Namespace) -> Any:
+    """The rows a command that reads a run works on: by default the run's own (its CSV between its first and last
+    dates, as it trained), or ``--csv`` with ``--start/--end``; ``--missing`` when given, else the run's."""
+    from jaxlstm.data import load_frame
+
+    missing = getattr(args, "missing", None) or data.missing
+    if args.csv is None:
+        if args.start or args.end:
+            raise ConfigError(
+                "--start/--end choose rows of --csv; without --csv the run's own rows are used (pass --csv "
+                f"{data.path} to choose other rows of its file)"
+            )
+        return load_frame(dataclasses.replace(data, missing=missing))
+    return load_frame(
+        dataclasses.replace(data, csv=args.csv, start=args.start, end=args.end, last_rows=None, missing=missing)
+    )
 
 
 def add_run_options(parser: Any, default_out: Path, *, checkpoints: str, resume: str) -> None:

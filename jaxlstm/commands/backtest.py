@@ -26,7 +26,7 @@ from jaxlstm.config import (
     TrainConfig,
     check_count,
 )
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, plural
 
 __all__ = ["add_parser", "run"]
 
@@ -101,8 +101,8 @@ def _report(summary: dict, out: Path) -> str:
         lines.append(f"{fold['fold']:>4} {days:23} {rmse:9.4g} {persistence:11.4g} {scores['skill']:7.3f}")
     pooled, seconds = summary["pooled"]["ensemble"], (summary["compile_seconds"], summary["train_seconds"])
     lines.append(
-        f"{summary['models']} models: compile {seconds[0]:.1f} s, train {seconds[1]:.1f} s; MASE {pooled['mase']:.3g}, "
-        f"directional accuracy {pooled['directional_accuracy']:.3g}; wrote {out}/"
+        f"{plural(summary['models'], 'model')}: compile {seconds[0]:.1f} s, train {seconds[1]:.1f} s; "
+        f"MASE {pooled['mase']:.3g}, directional accuracy {pooled['directional_accuracy']:.3g}; wrote {out}/"
     )
     return "\n".join([*lines, _calibration_line(summary["calibration"]), summary["verdict"]])
 

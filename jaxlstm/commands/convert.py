@@ -7,7 +7,7 @@ from typing import Any
 
 from jaxlstm.commands._options import add_config_options, config_values, start_jax
 from jaxlstm.config import DataConfig, RunConfig
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, plural
 
 __all__ = ["add_parser", "run"]
 
@@ -56,13 +56,15 @@ def _scalers_and_data(args: argparse.Namespace, n_features: int) -> tuple[dict[s
         data = RunConfig.from_dict(content, source=str(args.scaler_from / CONFIG_FILE)).data
         if len(data.features) != n_features:
             raise ConfigError(
-                f"--scaler-from {args.scaler_from} scales {len(data.features)} features but the Keras model reads "
-                f"{n_features}; pick a run with the same features"
+                f"--scaler-from {args.scaler_from} scales {plural(len(data.features), 'feature')} but the Keras model "
+                f"reads {n_features}; pick a run with the same features"
             )
         return scalers, data
     data = DataConfig(**config_values(args, DataConfig))
     if len(data.features) != n_features:
-        raise ConfigError(f"--features names {len(data.features)} columns but the Keras model reads {n_features}")
+        raise ConfigError(
+            f"--features names {plural(len(data.features), 'column')} but the Keras model reads {n_features}"
+        )
     frame, dataset = load_dataset(data)
     return scalers_of(dataset), record(data, frame)
 
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
             )
         config = RunConfig(data, model.config, None, converted_from={"format": "keras", "path": str(source)})
         directory.write(lambda out: save_run(out, config, model, scalers))
-        print(f"wrote {dest}/ ({model.config.arch}, {model.config.layers} x {model.config.units} units)")
+        print(f"wrote {dest}/ ({model.config.arch}, {model.config.layers} x {plural(model.config.units, 'unit')})")
     elif source.is_dir():
         from jaxlstm.interop import KERAS_SUFFIXES
 

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.errors import DataError, RunError
+from jaxlstm.errors import DataError, RunError, plural
 
 __all__ = ["add_parser", "run"]
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     except OSError as error:
         raise RunError(f"--out {out}: cannot write ({error.strerror}); choose another --out") from None
     days = f"{frame.index[0].date()}..{frame.index[-1].date()}"
-    print(f"wrote {len(frame)} days of {args.ticker} ({days}, adjusted for {args.adjust}) to {out}")
+    print(f"wrote {plural(len(frame), 'day')} of {args.ticker} ({days}, adjusted for {args.adjust}) to {out}")
     if missing:
         warnings.warn(
             f"{missing} of the days hold null values (Yahoo's gaps); train with --missing drop or --missing ffill",

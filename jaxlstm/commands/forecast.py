@@ -7,13 +7,13 @@ is checked before anything is trained or written.
 """
 
 import argparse
-import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.commands._options import add_data_source, output_directory, start_jax
+from jaxlstm.commands._options import add_data_source, output_directory, run_frame, start_jax
 from jaxlstm.config import check_count, check_levels, parse_levels
-from jaxlstm.errors import ConfigError, RunError
+from jaxlstm.errors import ConfigError, RunError, plural
 
 __all__ = ["add_parser", "run"]
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
     if args.levels is not None:
         check_levels("--levels", args.levels)
     start_jax()
-    from jaxlstm.data import load_frame
+    from jaxlstm.data import range_warning
     from jaxlstm.forecasting.forecast import trading_days
     from jaxlstm.runs import FORECAST_DIR, forecast_refit, forecast_run, load_run, read_config, save_forecast
 
@@ -68,10 +68,7 @@ def run(args: argparse.Namespace) -> None:
             f"--calibrate-with: {args.run} is a backtest run, which calibrates its own forecasts; drop --calibrate-with"
         )
     data = config.data
-    source = dataclasses.replace(
-        data, csv=args.csv or data.path, start=args.start, end=args.end, last_rows=None, missing=args.missing or "error"
-    )
-    frame = load_frame(source)
+    frame = run_frame(data, args)
     days = args.days or data.horizon
     trading_days(frame.index[-1], days, args.calendar)  # the calendar is checked before any training
     out = args.out or args.run / FORECAST_DIR
@@ -82,8 +79,13 @@ def run(args: argparse.Namespace) -> None:
             args.run, frame, days, calendar=args.calendar, levels=args.levels, progress=not args.quiet
         )
     else:
+        run = load_run(args.run)
+        last_window = frame.iloc[-data.window :]
+        warning = range_warning(last_window, data.features, run.feature_scaler, rows="days of the last window")
+        if warning is not None:
+            print(warning, file=sys.stderr)
         result = forecast_run(
-            load_run(args.run),
+            run,
             frame,
             days,
             calendar=args.calendar,
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> None:
             levels=args.levels,
             source=f"{config.model.arch} LSTM",
         )
-    title = f"{source.path.stem} {data.target}: next {days} {args.calendar} sessions, {result.source}"
+    sessions = plural(days, f"{args.calendar} session")
+    title = f"{(args.csv or data.path).stem} {data.target}: next {sessions}, {result.source}"
     save_forecast(output_directory(out), result, title=title, ylabel=f"{data.target} price")
     print(_printout(result, days))
     print(f"wrote {out}/forecast.csv and {out}/forecast.png")
@@ -107,9 +110,17 @@ def _printout(result: Any, days: int) -> str:
     ]
     shown = range(days) if days <= 10 else [*range(5), *range(days - 3, days)]
     for h in shown:
+        if h == days - 3 and days > 10:
+            lines.append(f"{'...':10} {'...':>4}  steps 6-{days - 3} are in forecast.csv")
         cells = [f"{lower[h]:10.2f}..{upper[h]:<9.2f}" for lower, upper in bands.values()]
         early = " (early close)" if result.early_close[h] else ""
         lines.append(f"{result.dates[h].date()} {h + 1:>4} {result.forecast[h]:10.2f}  " + "  ".join(cells) + early)
+    if method == "random walk":
+        lines.append(
+            f"the random walk's bands are centred on the last price, {result.history.iloc[-1]:.2f}: they are the "
+            "bands of persistence's forecast (tomorrow = today), not of the model's; --calibrate-with a backtest "
+            "draws conformal bands around the model's forecast"
+        )
     for name, levels in result.coverage.items():
         measured = ", ".join(f"{100 * level:g}% band covered {100 * value:.1f}%" for level, value in levels.items())
         lines.append(f"{name} bands in the backtest: the {measured} of the actual prices")

@@ -1,14 +1,13 @@
 """``jaxlstm gates``: every gate of a trained run over one window, as heatmaps and state lines."""
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.commands._options import add_data_source, output_directory, start_jax
-from jaxlstm.errors import ConfigError
+from jaxlstm.commands._options import add_data_source, output_directory, run_frame, start_jax
+from jaxlstm.errors import ConfigError, plural
 
-__all__ = ["add_parser", "run", "run_frame"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(commands: Any) -> None:
@@ -34,18 +33,6 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def run_frame(run: Any, args: argparse.Namespace) -> Any:
-    """The run's own rows (its CSV between its first and last dates), or ``--csv`` with ``--start/--end``."""
-    from jaxlstm.data import load_frame
-
-    data = run.config.data
-    if args.csv is None:
-        if args.start or args.end:
-            raise ConfigError("--start/--end choose rows of --csv; without --csv the run's own rows are used")
-        return load_frame(data)
-    return load_frame(dataclasses.replace(data, csv=args.csv, start=args.start, end=args.end, last_rows=None))
-
-
 def _choose_window(args: argparse.Namespace, targets: Any) -> int:
     import numpy as np
     import pandas as pd
@@ -66,7 +53,8 @@ def _choose_window(args: argparse.Namespace, targets: Any) -> int:
         return max(count - 2, 0)  # the last window whose next day is in the data: the run's last test window
     if not -count <= args.window_index < count:
         raise ConfigError(
-            f"--window-index {args.window_index} is out of range; the data has {count} windows (0..{count - 1})"
+            f"--window-index {args.window_index} is out of range; the data has {plural(count, 'window')} "
+            f"(0..{count - 1})"
         )
     return args.window_index % count
 
@@ -77,17 +65,17 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from jaxlstm.introspect import GATE_NAMES, trace_gates
-    from jaxlstm.runs import load_run
+    from jaxlstm.runs import GATES_DIR, load_run
     from jaxlstm.runs.plots import plot_gate_heatmaps, plot_states
 
     run = load_run(args.run)
-    frame = run_frame(run, args)
+    frame = run_frame(run.config.data, args)
     x, targets = run.windows(frame)
     index = _choose_window(args, targets)
     config = run.config.model
     dates = frame.index[index : index + run.config.data.window]
     traces = trace_gates(run.model, x[index : index + 1])
-    out = output_directory(args.out or args.run / "gates")
+    out = output_directory(args.out or args.run / GATES_DIR)
     if config.arch == "conv":
         length = config.subsequence_length
         labels = [f"{dates[s].strftime('%m-%d')}..{dates[s + length - 1].date()}" for s in range(0, len(dates), length)]
@@ -107,4 +95,4 @@ def run(args: argparse.Namespace) -> None:
         written += 2
         means = " ".join(f"{float(np.mean(getattr(trace, gate))):7.3f}" for gate in GATE_NAMES)
         print(f"{trace.layer:>5} {trace.direction:9} {means} {float(np.abs(trace.c).max()):8.3f}")
-    print(f"{span}; wrote {written} figures to {out}/")
+    print(f"{span}; wrote {plural(written, 'figure')} to {out}/")

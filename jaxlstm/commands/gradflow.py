@@ -5,12 +5,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.commands._options import add_config_options, add_data_source, output_directory, start_jax
-from jaxlstm.commands.gates import run_frame
+from jaxlstm.commands._options import add_config_options, add_data_source, output_directory, run_frame, start_jax
 from jaxlstm.config import DataConfig, ModelConfig, check_count, preset
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, plural
 
-__all__ = ["add_parser", "run"]
+__all__ = ["FRESH_ARCH", "add_parser", "run"]
+
+FRESH_ARCH = "vanilla"
+"""The architecture of a ``--fresh`` model without ``--arch`` (train's default is stacked)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -25,8 +27,10 @@ def add_parser(commands: Any) -> None:
     source.add_argument("--run", type=Path, help="run directory written by `jaxlstm train`")
     source.add_argument("--fresh", action="store_true", help="an untrained model built from --arch/--layers/--units")
     add_data_source(parser)
-    fresh = parser.add_argument_group("fresh model (default: vanilla)")
-    add_config_options(fresh, ModelConfig, ("arch", "layers", "units"))
+    fresh = parser.add_argument_group("fresh model")
+    add_config_options(
+        fresh, ModelConfig, ("arch", "layers", "units"), helps={"arch": f"LSTM variant (default: {FRESH_ARCH})"}
+    )
     fresh.add_argument(
         "--forget-bias", type=float, default=1.0, help="forget-gate bias of the untrained LSTM (drawn beside 0 and 1)"
     )
@@ -54,12 +58,12 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError(f"{', '.join(fresh_options)} describe a --fresh model; with --run the run's model is used")
     if args.run is None and args.train_rnn:
         raise ConfigError("--train-rnn trains RNNs like a run: pass --run runs/NAME")
-    config = None if args.run is not None else preset(args.arch or "vanilla", layers=args.layers, units=args.units)
+    config = None if args.run is not None else preset(args.arch or FRESH_ARCH, layers=args.layers, units=args.units)
     start_jax()
     from jaxlstm.data import load_frame, prepare_as
     from jaxlstm.fileio import write_atomic
     from jaxlstm.introspect import curve_summary, decay_per_step, fresh_curves, gradient_flow, trained_rnn_curves
-    from jaxlstm.runs import load_run
+    from jaxlstm.runs import GRADFLOW_DIR, load_run
     from jaxlstm.runs.plots import plot_gradient_flow
 
     curves: dict[str, Any] = {}
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
     biases = (args.forget_bias, *(b for b in (1.0, 0.0) if b != args.forget_bias))
     if args.run is not None:
         run = load_run(args.run)
-        frame = run_frame(run, args)
+        frame = run_frame(run.config.data, args)
         x, _ = run.windows(frame)
         x = x[:-1][-args.windows :] if len(x) > 1 else x
         config = run.model.config
@@ -75,14 +79,16 @@ def run(args: argparse.Namespace) -> None:
         if args.train_rnn:
             rnn_curves, rmse = trained_rnn_curves(run.model, config, run.config.data, run.config.train, frame, x)
             curves.update(rnn_curves)
-        out = args.out or args.run / "gradflow"
+        out = args.out or args.run / GRADFLOW_DIR
         others = "tanh RNNs trained alike and untrained models" if args.train_rnn else "untrained models"
         title = f"Gradient flow through time: {args.run.name} against {others}"
     else:
         data = DataConfig(csv=args.csv, start=args.start, end=args.end)
         x = prepare_as(load_frame(data), data).x_test[-args.windows :]
         out = args.out or Path("runs/gradflow")
-        title = f"Gradient flow through time: untrained {config.arch} LSTM ({config.units} units) and tanh RNNs"
+        title = (
+            f"Gradient flow through time: untrained {config.arch} LSTM ({plural(config.units, 'unit')}) and tanh RNNs"
+        )
     curves.update(fresh_curves(config, x, seed=args.seed, forget_biases=biases))
     output_directory(out)
     plot_gradient_flow(curves, out / "gradflow.png", title=title)
@@ -98,4 +104,4 @@ def run(args: argparse.Namespace) -> None:
         )
     if rmse:
         print("test RMSE (price units): " + "; ".join(f"{name} {value:.2f}" for name, value in rmse.items()))
-    print(f"averaged over {len(x)} windows; wrote {out}/gradflow.png and gradflow.json")
+    print(f"averaged over {plural(len(x), 'window')}; wrote {out}/gradflow.png and gradflow.json")

@@ -2,13 +2,12 @@
 horizon, for a direct multi-day model; ``jaxlstm forecast`` dates them on an exchange's calendar)."""
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from jaxlstm.commands._options import add_data_source, start_jax
-from jaxlstm.errors import DataError, RunError
+from jaxlstm.commands._options import add_data_source, run_frame, start_jax
+from jaxlstm.errors import DataError, RunError, plural
 
 __all__ = ["add_parser", "run"]
 
@@ -23,10 +22,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory written by `jaxlstm train`")
     add_data_source(parser, missing=True)
     parser.add_argument("--out", type=Path, help="CSV file to write (default: print to standard output)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.set_defaults(handler=run)
 
 
-def _check_output_file(path: Path) -> None:
+def _check_output_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir() and not overwrite:
+        raise RunError(f"--out {path} already exists; choose another --out or pass --overwrite")
     if path.is_dir():
         raise RunError(f"--out {path} is a directory; pass a file name such as predictions.csv")
     if not path.parent.is_dir():
@@ -34,30 +36,30 @@ def _check_output_file(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """``jaxlstm predict``: every window of ``--csv`` (default: the run's own CSV, all its rows)."""
+    """``jaxlstm predict``: every window of the run's own rows, or of ``--csv`` (with ``--start/--end``)."""
     if args.out is not None:
-        _check_output_file(args.out)
+        _check_output_file(args.out, args.overwrite)
     start_jax()
     import pandas as pd
 
-    from jaxlstm.data import load_frame
+    from jaxlstm.data import range_warning
     from jaxlstm.fileio import write_atomic
     from jaxlstm.forecasting.predict import predict_prices
     from jaxlstm.runs import load_run
 
     run = load_run(args.run)
     data = run.config.data
-    source = dataclasses.replace(
-        data, csv=args.csv or data.path, start=args.start, end=args.end, last_rows=None, missing=args.missing or "error"
-    )
-    frame = load_frame(source)
+    frame = run_frame(data, args)
     absent = [name for name in data.features if name not in frame.columns]
     if absent:
         raise DataError(
-            f"{source.path}: no column {absent[0]!r}, but the run {args.run} reads {', '.join(data.features)}; "
-            f"pass a --csv with those columns"
+            f"{args.csv or data.path}: no column {absent[0]!r}, but the run {args.run} reads "
+            f"{', '.join(data.features)}; pass a --csv with those columns"
         )
     x, dates = run.windows(frame)
+    warning = range_warning(frame, data.features, run.feature_scaler)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     predictions = predict_prices(run.model, x, run.target_scaler).reshape(len(x), -1)  # (windows, outputs)
     target = data.target
     actual = frame[target].reindex(dates).to_numpy() if target in frame.columns else [float("nan")] * len(dates)
@@ -74,4 +76,4 @@ def run(args: argparse.Namespace) -> None:
         write_atomic(args.out, table.to_csv(index=False, na_rep="").encode())
     except OSError as error:
         raise RunError(f"--out {args.out}: cannot write ({error.strerror}); choose another --out") from None
-    print(f"wrote {len(table)} predictions to {args.out}")
+    print(f"wrote {plural(len(table), 'prediction')} to {args.out}")

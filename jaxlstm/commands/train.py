@@ -18,6 +18,7 @@ from jaxlstm.commands._options import (
     start_jax,
 )
 from jaxlstm.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_count
+from jaxlstm.errors import plural
 
 __all__ = ["add_parser", "run"]
 
@@ -79,7 +80,7 @@ def _report(result: Any) -> str:
             "RMSE by days ahead: " + ", ".join(f"{h}: {m.rmse:.3f} vs naive {n.rmse:.3f}" for h, (m, n) in steps)
         )
     lines.append(
-        f"compile {history.compile_seconds:.1f} s, {len(history.loss)} epochs in {history.train_seconds:.1f} s "
-        f"on {history.devices} device(s); wrote {result.out}/"
+        f"compile {history.compile_seconds:.1f} s, {plural(len(history.loss), 'epoch')} in "
+        f"{history.train_seconds:.1f} s on {history.devices} device(s); wrote {result.out}/"
     )
     return "\n".join(lines)

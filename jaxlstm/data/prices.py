@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from jaxlstm.config import DataConfig, MissingPolicy, check_date
-from jaxlstm.errors import ConfigError, DataError
+from jaxlstm.errors import ConfigError, DataError, plural
 
 __all__ = [
+    "DAILY_MEDIAN_GAP",
     "FLOAT32_MAX",
     "PRICE_COLUMNS",
     "YAHOO_HEADER",
@@ -49,6 +50,14 @@ _MISSING_TOKENS = frozenset({"", "null", "nan", "na", "n/a", "none"})  # compare
 # "2023-01-03 00:00:00-05:00"); only the date part is kept.
 _DATE_PATTERN = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 _SHOWN = 5  # how many dates or names an error message lists before "... (N in all)"
+# A number written with thousands separators, "1,234.50" or "1,234,567": commas between groups of three digits, a
+# point for the decimals. Only a quoted field can hold a comma, so such a cell is unambiguous; any other comma
+# ("1.234,50", "12,5") stays "not a number".
+_GROUPED_PATTERN = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
+DAILY_MEDIAN_GAP = 4
+"""The largest median gap, in calendar days, between consecutive dates of daily rows (weekends and holidays give
+gaps of 3 and 4 days; weekly rows give 7)."""
+_SPACINGS = ((10, "weekly"), (20, "fortnightly"), (45, "monthly"), (100, "quarterly"), (400, "yearly"))
 
 
 def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.DataFrame:
@@ -61,7 +70,10 @@ def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.Dat
 
     Rows whose dates are out of order are sorted by date with a ``UserWarning`` rather than rejected:
     several sites export newest-first, and sorting loses nothing. Duplicate dates are an error, since
-    there is no right row to keep.
+    there is no right row to keep, and so are rows further apart than daily bars (a median gap between
+    consecutive dates above 4 calendar days: weekly or monthly data), since windows, horizons and
+    forecast dates count trading days. Numbers may carry thousands separators in quoted fields
+    (``"1,234.50"``, ``"1,234,567"``).
 
     Args:
         path: the CSV file.
@@ -73,7 +85,7 @@ def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.Dat
         ``attrs["source"]`` is the path, used to name the file in later error messages.
 
     Raises:
-        DataError: the file is missing, empty, not a CSV, or has bad dates or values.
+        DataError: the file is missing, empty, not a CSV, has bad dates or values, or is not daily.
         ConfigError: ``missing`` is not one of the three policies.
     """
     if missing not in get_args(MissingPolicy):
@@ -83,6 +95,7 @@ def load_prices(path: str | Path, *, missing: MissingPolicy = "error") -> pd.Dat
     dates = _parse_dates(path, table.pop("Date"))
     _check_unique_dates(path, dates)
     table, dates = _sort_by_date(path, table, dates)
+    _check_daily(path, dates)
     values = _to_numbers(path, table, dates)
     values = _handle_missing(path, values, dates, missing)
     _check_finite(path, values, dates)
@@ -252,12 +265,33 @@ def _sort_by_date(path: Path, table: pd.DataFrame, dates: pd.Series) -> tuple[pd
     return table.loc[order], dates.loc[order]
 
 
+def _check_daily(path: Path, dates: pd.Series) -> None:
+    """DataError unless the rows are daily bars: a median gap between consecutive (sorted, unique) dates of at most
+    :data:`DAILY_MEDIAN_GAP` calendar days. The median ignores the odd long gap (a market closed for a week), and
+    the gap a weekend or holiday leaves."""
+    if len(dates) < 2:
+        return
+    gap = float(np.median(np.diff(dates.to_numpy()) / np.timedelta64(1, "D")))
+    if gap <= DAILY_MEDIAN_GAP:
+        return
+    spacing = next((name for limit, name in _SPACINGS if gap <= limit), "sparse")
+    raise DataError(
+        f"{path}: {spacing} rows: median {plural(gap, 'day')} between dates ({span_text(pd.DatetimeIndex(dates))}, "
+        f"{plural(len(dates), 'row')}); jaxlstm models daily bars: pass daily rows (one per trading day)"
+    )
+
+
 def _to_numbers(path: Path, table: pd.DataFrame, dates: pd.Series) -> pd.DataFrame:
-    """float64 columns (NaN where missing); Yahoo's columns must be numeric, others may stay text."""
+    """float64 columns (NaN where missing), reading thousands separators in quoted fields; Yahoo's columns must be
+    numeric, others may stay text."""
     columns = {}
     for name, text in table.items():
         absent = text.str.lower().isin(_MISSING_TOKENS)
-        numbers = pd.to_numeric(text.where(~absent), errors="coerce").astype(np.float64)
+        written = text
+        if text.str.contains(",", regex=False).any():
+            grouped = text.str.fullmatch(_GROUPED_PATTERN)
+            written = text.where(~grouped, text.str.replace(",", "", regex=False))
+        numbers = pd.to_numeric(written.where(~absent), errors="coerce").astype(np.float64)
         bad = numbers.isna() & ~absent
         if bad.any() and name in YAHOO_HEADER:
             row = bad.idxmax()

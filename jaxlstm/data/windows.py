@@ -40,7 +40,7 @@ from sklearn.preprocessing import MinMaxScaler
 from jaxlstm.config import DataConfig, Strategy, check_count, check_split, feature_names
 from jaxlstm.data.prices import load_frame, numeric_columns, source_of, span_text
 from jaxlstm.data.transforms import paths, to_prices
-from jaxlstm.errors import ConfigError, DataError
+from jaxlstm.errors import ConfigError, DataError, plural
 
 __all__ = [
     "DEFAULT_SPLIT",
@@ -243,7 +243,7 @@ def prepare_latest(frame: pd.DataFrame, config: DataConfig) -> LatestData:
     if n_rows < config.window + config.outputs:
         horizon = f" and --horizon {config.outputs}" if config.outputs > 1 else ""
         raise DataError(
-            f"{source_of(frame)}: {n_rows} rows, but --window {config.window}{horizon} need at least "
+            f"{source_of(frame)}: {plural(n_rows, 'row')}, but --window {config.window}{horizon} need at least "
             f"{config.window + config.outputs} to train on; use more rows"
         )
     scaled = _scaled(frame, config, inputs, prices, n_rows)
@@ -328,12 +328,49 @@ def prediction_windows(
     inputs = numeric_columns(frame, names)
     if len(frame) < window:
         raise DataError(
-            f"{source_of(frame)}: {len(frame)} rows, but predicting {target!r} from a {window}-day window "
+            f"{source_of(frame)}: {plural(len(frame), 'row')}, but predicting {target!r} from a {window}-day window "
             f"needs at least {window}; use an earlier --start"
         )
     x = _windows(feature_scaler.transform(inputs), window)
     next_day = pd.DatetimeIndex([frame.index[-1] + BDay(1)])
     return x, frame.index[window:].append(next_day).rename("Date")
+
+
+RANGE_MARGIN = 0.1
+"""How far beyond the training range (a share of its width) a value may lie before :func:`range_warning` speaks."""
+
+
+def range_warning(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    scaler: MinMaxScaler,
+    margin: float = RANGE_MARGIN,
+    rows: str = "rows",
+) -> str | None:
+    """One warning line when rows of ``frame`` lie far outside the range ``scaler`` was fit on: any of the
+    ``features`` more than ``margin`` of the range's width below its minimum or above its maximum. It names the
+    range and the share of ``rows`` (what they are, for the message) outside it; None when every row is within
+    it.
+
+    A model trained on MinMax-scaled prices has only ever seen inputs in [0, 1]; far outside, it extrapolates.
+
+    >>> scaler = MinMaxScaler().fit(np.array([[560.0], [771.0]]))
+    >>> frame = pd.DataFrame({"Open": [185.0, 600.0, 700.0, 800.0]})
+    >>> warning = range_warning(frame, ["Open"], scaler)
+    >>> warning.startswith("warning: 2 of 4 rows (50%) lie more than 10% outside"), "(Open 560..771)" in warning
+    (True, True)
+    """
+    names = list(features)
+    scaled = scaler.transform(numeric_columns(frame, names))
+    outside = np.any((scaled < -margin) | (scaled > 1 + margin), axis=1)
+    if not outside.any():
+        return None
+    bounds = zip(names, scaler.data_min_, scaler.data_max_, strict=True)
+    ranges = ", ".join(f"{name} {low:.6g}..{high:.6g}" for name, low, high in bounds)
+    return (
+        f"warning: {outside.sum()} of {len(outside)} {rows} ({100 * outside.mean():.0f}%) lie more than "
+        f"{100 * margin:.0f}% outside the range the run's scaler was fit on ({ranges}): the model extrapolates there"
+    )
 
 
 # --- arrays -------------------------------------------------------------------------------------------
@@ -351,7 +388,7 @@ def _check_sizes(
     n_rows = len(frame)
     if n_train >= n_rows:
         raise DataError(
-            f"{source_of(frame)}: {n_rows} rows and --split {split} leaves no test rows; "
+            f"{source_of(frame)}: {plural(n_rows, 'row')} and --split {split} leaves no test rows; "
             f"use a wider --start/--end range or a smaller --split"
         )
     if n_train < window + outputs:

@@ -41,7 +41,7 @@ from jaxlstm.data import (
     window_series,
     window_view,
 )
-from jaxlstm.errors import ConfigError, DataError
+from jaxlstm.errors import ConfigError, DataError, plural
 from jaxlstm.forecasting.intervals import recent_volatility
 from jaxlstm.forecasting.metrics import (
     diebold_mariano,
@@ -125,8 +125,9 @@ def _cutoffs(frame: pd.DataFrame, backtest: BacktestConfig) -> list[int]:
         first = n_rows - span
         if first < 1:
             raise DataError(
-                f"{_source(frame)}: {backtest.folds} folds of {backtest.test_days} test days need more than {span} "
-                f"rows, the data has {n_rows}; use fewer --folds or --test-days, or more data"
+                f"{_source(frame)}: {plural(backtest.folds, 'fold')} of {plural(backtest.test_days, 'test day')} need "
+                f"more than {plural(span, 'row')}, the data has {n_rows}; use fewer --folds or --test-days, or more "
+                f"data"
             )
     else:
         day = pd.Timestamp(backtest.first_cutoff)  # a YYYY-MM-DD date: BacktestConfig checked it
@@ -134,8 +135,9 @@ def _cutoffs(frame: pd.DataFrame, backtest: BacktestConfig) -> list[int]:
         last_day = frame.index[-1].date()
         if first + span > n_rows:
             raise DataError(
-                f"{_source(frame)}: {backtest.folds} folds of {backtest.test_days} test days from "
-                f"{backtest.first_cutoff} need {span} rows from there, but the data ends {n_rows - first} rows later "
+                f"{_source(frame)}: {plural(backtest.folds, 'fold')} of {plural(backtest.test_days, 'test day')} from "
+                f"{backtest.first_cutoff} need {plural(span, 'row')} from there, but the data ends "
+                f"{plural(n_rows - first, 'row')} later "
                 f"({last_day}); use an earlier --first-cutoff, or fewer --folds or --test-days"
             )
     return [first + k * backtest.test_days for k in range(backtest.folds)]
@@ -165,18 +167,18 @@ def make_folds(frame: pd.DataFrame, data: DataConfig, backtest: BacktestConfig) 
         day = frame.index[cutoff].date()
         if start < 0:
             raise DataError(
-                f"{_source(frame)}: fold {index + 1} (first test day {day}) needs {backtest.train_days} training rows "
-                f"before it, but the data has {cutoff}; use a shorter --train-days, fewer --folds or --test-days, "
-                f"a later --first-cutoff, or --expanding"
+                f"{_source(frame)}: fold {index + 1} (first test day {day}) needs "
+                f"{plural(backtest.train_days, 'training row')} before it, but the data has {cutoff}; use a shorter "
+                f"--train-days, fewer --folds or --test-days, a later --first-cutoff, or --expanding"
             )
         if cutoff - start < data.window + data.outputs:
             needs = f"--window {data.window}" + (
                 f" and --horizon {data.outputs} need" if data.outputs > 1 else " needs"
             )
             raise DataError(
-                f"{_source(frame)}: fold {index + 1} (first test day {day}) trains on {cutoff - start} rows, but "
-                f"{needs} at least {data.window + data.outputs}; use a longer --train-days, a later "
-                f"--first-cutoff or a smaller --window"
+                f"{_source(frame)}: fold {index + 1} (first test day {day}) trains on "
+                f"{plural(cutoff - start, 'row')}, but {needs} at least {data.window + data.outputs}; use a longer "
+                f"--train-days, a later --first-cutoff or a smaller --window"
             )
         end = cutoff + backtest.test_days
         dataset = prepare_as(frame.iloc[start:end], dataclasses.replace(data, split=cutoff - start))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from jaxlstm.errors import plural
 from jaxlstm.forecasting.backtest import Backtest
 from jaxlstm.forecasting.intervals import Conformal, Empirical, LogNormal, Normal, minimum_calibration
 from jaxlstm.forecasting.metrics import coverage, interval_score, pinball_loss
@@ -165,10 +166,11 @@ def uncalibrated(result: Backtest, levels: Sequence[float]) -> str:
             f"volatility to scale the bands by; calibrate a price column"
         )
     need, origins = minimum_calibration(max(levels)), result.actual.shape[1]
+    earlier = len(result.folds) - 1
     return (
         f"conformal intervals at {_percent(max(levels))} need {need} earlier forecasts per step before a fold, but "
-        f"the {len(result.folds) - 1} folds before the last give {(len(result.folds) - 1) * origins}; use more "
-        f"--folds or --test-days, or lower --levels"
+        f"the {plural(earlier, 'fold')} before the last {'gives' if earlier == 1 else 'give'} {earlier * origins}; "
+        f"use more --folds or --test-days, or lower --levels"
     )
 
 

@@ -34,9 +34,9 @@ import pandas as pd
 from flax import nnx
 from sklearn.preprocessing import MinMaxScaler
 
-from jaxlstm.config import DataConfig, RunConfig
+from jaxlstm.config import DataConfig, RunConfig, Strategy
 from jaxlstm.data import from_changes, numeric_columns, prepare_latest, to_changes
-from jaxlstm.errors import ConfigError, DataError
+from jaxlstm.errors import ConfigError, DataError, plural
 from jaxlstm.forecasting.calibration import MC_DROPOUT
 from jaxlstm.forecasting.intervals import Conformal, Empirical, LogNormal, Normal, recent_volatility
 from jaxlstm.forecasting.predict import dropout_forecasts, forecast_scaled
@@ -49,6 +49,7 @@ __all__ = [
     "bands",
     "check_days",
     "forecast_model",
+    "forecast_strategy",
     "refit_and_forecast",
     "trading_days",
     "volatility",
@@ -139,10 +140,39 @@ class Measured(NamedTuple):
     unmeasured: str | None
 
 
+def forecast_strategy(data: DataConfig, days: int, what: str) -> Strategy:
+    """How a model trained on ``data`` forecasts ``days`` ahead: its own strategy when that reaches them (a direct
+    model's horizon covers them, or it is recursive), else fed its own forecasts (``recursive``) when it is a
+    one-day model whose only feature is its target; ``what`` names the model in the error.
+
+    >>> forecast_strategy(DataConfig(), 5, "the run")
+    'recursive'
+
+    Raises:
+        ConfigError: ``days`` past a multi-day model's horizon, or a one-day model with features other than its
+            target (they cannot be rolled forward: the error names them).
+    """
+    if data.strategy == "recursive" or days <= data.horizon:
+        return data.strategy
+    others = [name for name in data.features if name != data.target]
+    if data.horizon == 1 and not others:
+        return "recursive"
+    if data.horizon == 1:
+        raise ConfigError(
+            f"--days {days}: {what} forecasts 1 day from {', '.join(data.features)}, and only its target "
+            f"{data.target} can be fed its own forecasts ({', '.join(others)} cannot be rolled forward); pass --days "
+            f"1, or train with --features {data.target}, or with --horizon {days}"
+        )
+    check_days(days, data.horizon, what, f"train with --horizon {days} or --strategy recursive")
+    return data.strategy
+
+
 def check_days(days: int, horizon: int, what: str, fix: str) -> None:
     """ConfigError unless ``days`` is within the ``horizon`` that ``what`` forecasts (``fix`` says how else)."""
     if days > horizon:
-        raise ConfigError(f"--days {days}: {what} forecasts {horizon} days; pass --days {horizon} or less, or {fix}")
+        raise ConfigError(
+            f"--days {days}: {what} forecasts {plural(horizon, 'day')}; pass --days {horizon} or less, or {fix}"
+        )
 
 
 def bands(
@@ -198,9 +228,10 @@ def forecast_model(
 ) -> Forecast:
     """One trained model's forecast of the ``days`` sessions after ``frame`` from its last scaled ``window``
     (1, window, features), with conformal bands from ``measured`` errors (when there are any) and the random
-    walk's."""
-    steps = data.horizon if data.strategy == "direct" else days  # a direct model's outputs; a fed-back model's days
-    scaled = forecast_scaled(model, window, steps, data.strategy)[:, :days]
+    walk's. A one-day model of its target alone is fed its own forecasts (:func:`forecast_strategy`)."""
+    strategy = forecast_strategy(data, days, f"the model (trained with --horizon {data.horizon})")
+    steps = data.horizon if strategy == "direct" else days  # a direct model's outputs; a fed-back model's days
+    scaled = forecast_scaled(model, window, steps, strategy)[:, :days]
     forecast = target_scaler.inverse_transform(scaled.reshape(-1, 1))[:, 0]
     prices = numeric_columns(frame, [data.target])[:, 0]
     dates, early = trading_days(frame.index[-1], days, calendar)
@@ -257,6 +288,6 @@ def refit_and_forecast(
         )
     forecast = members.mean(axis=0)
     shown = bands(forecast, members, prices[-1], spread, measured.levels, measured.errors, draws)
-    source = f"{config.model.arch} LSTM, {len(seeds)} seeds"
+    source = f"{config.model.arch} LSTM, {plural(len(seeds), 'seed')}"
     history = pd.Series(prices, frame.index)
     return Forecast(dates, early, forecast, members, shown, measured.coverage, history, source, measured.unmeasured)

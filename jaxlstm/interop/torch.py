@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from flax import nnx
 
+from jaxlstm.errors import plural
 from jaxlstm.interop.peer import (
     InteropError,
     M,
@@ -179,7 +180,7 @@ def _torch_layers(module: Module) -> tuple[list[Any], nnx.Linear | None, float |
         for part in parts:
             if part.hidden_size != units:
                 raise InteropError(
-                    f"jaxlstm layer {index} has U {shape_of(part.U)} but layer 0 has {units} units; "
+                    f"jaxlstm layer {index} has U {shape_of(part.U)} but layer 0 has {plural(units, 'unit')}; "
                     "nn.LSTM needs equal units"
                 )
         if isinstance(layer, Bidirectional) and layer.merge_mode != "concat":

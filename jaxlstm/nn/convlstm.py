@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm.config import Convolution
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, plural
 from jaxlstm.nn.cell import LSTMState, lstm_update
 from jaxlstm.nn.layers import (
     GLOROT_UNIFORM,
@@ -327,7 +327,7 @@ class ConvLSTM(nnx.Module):
         def spread(value: Sequence[int] | int) -> tuple[int, ...]:
             values = (value,) * rank if isinstance(value, int) else tuple(value)
             if len(values) != rank:
-                raise ValueError(f"expected {rank} values, got {value!r}")
+                raise ValueError(f"expected {plural(rank, 'value')}, got {value!r}")
             return values
 
         self.in_channels = in_channels
@@ -458,7 +458,7 @@ def to_subsequences(x: Array, length: int) -> Array:
     """
     if x.shape[-2] % length:
         raise ConfigError(
-            f"a window of {x.shape[-2]} days cannot be cut into ConvLSTM steps of {length} days; "
+            f"a window of {plural(x.shape[-2], 'day')} cannot be cut into ConvLSTM steps of {plural(length, 'day')}; "
             f"use a window that is a multiple of {length} (e.g. --window 60)"
         )
     return x.reshape(*x.shape[:-2], x.shape[-2] // length, length, x.shape[-1])

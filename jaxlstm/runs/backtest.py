@@ -19,7 +19,7 @@ from flax import nnx
 
 from jaxlstm.config import RunConfig
 from jaxlstm.data import load_frame, record
-from jaxlstm.errors import ConfigError, RunError
+from jaxlstm.errors import ConfigError, RunError, plural
 from jaxlstm.fileio import atomic_path, write_atomic
 from jaxlstm.forecasting import (
     Backtest,
@@ -58,15 +58,16 @@ _LEARNED = {
 def _report(config: RunConfig, summary: dict) -> str:
     """``report.md``: the settings, the pooled statistics, one row per fold, and the verdict."""
     pooled, backtest = summary["pooled"]["ensemble"], config.backtest
-    mode = "expanding" if backtest.expanding else f"rolling {backtest.train_days} rows"
+    mode = "expanding" if backtest.expanding else f"rolling {plural(backtest.train_days, 'row')}"
     dm, pt = pooled["diebold_mariano"], pooled["pesaran_timmermann"]
     low, high = summary["pooled"]["member_range"]["rmse"]
     lines = [
         f"# Walk-forward backtest: {config.data.path.name}, {config.model.arch}",
         "",
-        f"{backtest.folds} folds of {backtest.test_days} test days ({mode}), {backtest.seeds} seeds per fold: "
-        f"{summary['models']} models trained in one program ({summary['compile_seconds']:.1f} s compilation, "
-        f"{summary['train_seconds']:.1f} s training). Target {config.data.target!r}, window {config.data.window} days"
+        f"{plural(backtest.folds, 'fold')} of {plural(backtest.test_days, 'test day')} ({mode}), "
+        f"{plural(backtest.seeds, 'seed')} per fold: {plural(summary['models'], 'model')} trained in one program "
+        f"({summary['compile_seconds']:.1f} s compilation, {summary['train_seconds']:.1f} s training). "
+        f"Target {config.data.target!r}, window {plural(config.data.window, 'day')}"
         f"{_LEARNED[backtest.target_transform]}; "
         f"each fold's scaler is fit on its own training rows, and "
         + (
@@ -100,7 +101,7 @@ def _report(config: RunConfig, summary: dict) -> str:
         scores = fold["ensemble"]
         cells = [
             str(fold["fold"]),
-            f"{fold['train_start']}.. ({fold['train_windows']} windows)",
+            f"{fold['train_start']}.. ({plural(fold['train_windows'], 'window')})",
             f"{fold['cutoff']}..{fold['test_end']}",
             f"{scores['rmse']:.4g}",
             f"{scores['persistence']['rmse']:.4g}",

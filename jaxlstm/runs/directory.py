@@ -34,7 +34,10 @@ __all__ = [
     "CONFIG_FILE",
     "DROPOUT_FILE",
     "FORECAST_DIR",
+    "GATES_DIR",
+    "GRADFLOW_DIR",
     "PARAMS_FILE",
+    "READING_DIRS",
     "RUN_FILES",
     "SCALERS_FILE",
     "check_destination",
@@ -73,12 +76,19 @@ CALIBRATION_FILES = ("intervals.csv", "pit.png", "coverage.png", DROPOUT_FILE)
 """The files a backtest adds for its prediction intervals (:mod:`jaxlstm.forecasting.calibration`), when it has them."""
 FORECAST_DIR = "forecast"
 """Where ``jaxlstm forecast`` writes by default, inside the run it forecasts with."""
+GATES_DIR = "gates"
+"""Where ``jaxlstm gates`` writes by default, inside the run it traces."""
+GRADFLOW_DIR = "gradflow"
+"""Where ``jaxlstm gradflow`` writes by default, inside the run it reads."""
+READING_DIRS = (FORECAST_DIR, GATES_DIR, GRADFLOW_DIR)
+"""What the commands that read a run write inside it by default: part of the run, replaced with it by
+``--overwrite``."""
 
 
 def _is_ours(name: str) -> bool:
     """A run file, the checkpoints, the lock, or a hidden temporary file left by a killed writer."""
     hidden_temporary = name.startswith(".") and ".tmp-" in name
-    kept = (CHECKPOINTS_DIR, BACKTEST_CHECKPOINTS_DIR, FORECAST_DIR, RunLock.NAME)
+    kept = (CHECKPOINTS_DIR, BACKTEST_CHECKPOINTS_DIR, *READING_DIRS, RunLock.NAME)
     return name in (*RUN_FILES, *BACKTEST_FILES, *CALIBRATION_FILES, *kept) or hidden_temporary
 
 
@@ -206,7 +216,14 @@ def read_file(directory: Path, name: str, parse: Callable[[bytes], Any]) -> Any:
     except NotADirectoryError:
         raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise RunError(f"{directory}/{name} is corrupt ({error}); train the run again") from None
+        if any(checkpoints_dir(directory, "train").glob("epoch-*.ckpt")):  # a resume rewrites every final file
+            fix = (
+                f"its checkpoints can rebuild it: delete {directory / CONFIG_FILE}, then run "
+                f"`jaxlstm train --resume {directory}`"
+            )
+        else:
+            fix = "no checkpoint is left to rebuild it from, so train the run again"
+        raise RunError(f"{directory}/{name} is corrupt ({error}); {fix}") from None
 
 
 def read_config(directory: Path) -> RunConfig:

@@ -6,6 +6,7 @@
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from jaxlstm.config import RunConfig, flag, option_text
@@ -18,6 +19,7 @@ from jaxlstm.forecasting.forecast import (
     Measured,
     check_days,
     forecast_model,
+    forecast_strategy,
     refit_and_forecast,
 )
 from jaxlstm.forecasting.intervals import minimum_calibration
@@ -85,13 +87,7 @@ def forecast_run(
     """A train run's forecast of the ``days`` sessions after ``frame`` (its last ``window`` rows are the input),
     with conformal bands from the backtest ``calibrate_with`` (its seeds' errors), and the random walk's."""
     data = run.config.data
-    if data.strategy == "direct":
-        check_days(
-            days,
-            data.horizon,
-            f"the run (trained with --horizon {data.horizon})",
-            f"train with --horizon {days} or --strategy recursive",
-        )
+    forecast_strategy(data, days, f"the run (trained with --horizon {data.horizon})")  # before any calibration
     measured = Measured(None, levels or (0.8, 0.95), {}, "pass --calibrate-with a backtest run of the same settings")
     if calibrate_with is not None:
         backtest, measured = _measured(calibrate_with, days, levels, one_model=True)
@@ -133,6 +129,8 @@ def _check_same_recipe(run: RunConfig, backtest: RunConfig, path: Path) -> None:
     ignore = {"seed", "devices", "csv", "start", "end", "last_rows", "sha256", "split"}
     if run.data.strategy == "recursive":
         ignore.add("horizon")  # a recursive model forecasts one day, however far it is fed
+    if run.data.horizon == 1 and backtest.data.strategy == "recursive":
+        ignore |= {"horizon", "strategy"}  # a one-day model trains as a recursive one does, and is fed back alike
     if backtest.backtest.target_transform != "level":
         raise RunError(
             f"{path} learned the {backtest.backtest.target_transform} of the prices, the run learned the prices; "
@@ -155,6 +153,15 @@ def _check_same_recipe(run: RunConfig, backtest: RunConfig, path: Path) -> None:
                 )
 
 
+def _band_centre(forecast: Forecast, method: str) -> tuple[str, np.ndarray] | None:
+    """Where the drawn bands are centred when it is not the forecast: the random walk's, on the last price."""
+    if method != "random walk":
+        return None
+    return "band centre: the last price (the random walk's forecast)", np.full(
+        len(forecast.dates), forecast.history.iloc[-1]
+    )
+
+
 def save_forecast(out: Path, forecast: Forecast, *, title: str, ylabel: str) -> None:
     """``forecast.csv`` and ``forecast.png``, the fan chart of the last 120 days and the first method's bands (the
     conformal ones when calibrated), into the existing directory ``out``; RunError when the disk refuses."""
@@ -169,6 +176,7 @@ def save_forecast(out: Path, forecast: Forecast, *, title: str, ylabel: str) -> 
             out / "forecast.png",
             title=f"{title} ({method} bands)",
             ylabel=ylabel,
+            centre=_band_centre(forecast, method),
         )
     except OSError as error:
         raise RunError(f"{out}: cannot write the forecast ({error.strerror}); choose another --out") from None

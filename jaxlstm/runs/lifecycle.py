@@ -29,7 +29,14 @@ import jax
 from jaxlstm.config import RunConfig
 from jaxlstm.errors import RunError, TrainingError
 from jaxlstm.fileio import RunLock
-from jaxlstm.runs.directory import check_destination, checkpoints_dir, clear_run, interrupted_command, run_state
+from jaxlstm.runs.directory import (
+    check_destination,
+    checkpoints_dir,
+    clear_run,
+    interrupted_command,
+    read_config,
+    run_state,
+)
 from jaxlstm.training import Checkpoint, CheckpointWriter, TrainState, latest_checkpoint, list_checkpoints
 
 __all__ = ["COMMANDS", "RunDirectory"]
@@ -40,6 +47,17 @@ COMMANDS = {
     "convert": "use `jaxlstm predict --run {out}`",
 }
 """The commands that write a run directory, and what to do with one of their finished runs."""
+
+
+def _finished_by(path: Path, command: str) -> str:
+    """The command that wrote the finished run in ``path``, from its ``config.json`` (``command`` if unreadable)."""
+    try:
+        config = read_config(path)
+    except RunError:
+        return command
+    if config.converted_from is not None:
+        return "convert"
+    return "backtest" if config.backtest is not None else "train"
 
 
 def _discard(state: TrainState) -> None:
@@ -92,8 +110,9 @@ class RunDirectory:
         if not path.is_dir():
             raise RunError(f"--resume {path}: not a directory; pass the --out of the interrupted run")
         if state == "complete":
-            finished = COMMANDS[command].format(out=path)
-            raise RunError(f"--resume {path}: the run is complete, nothing to resume; {finished}")
+            made_by = _finished_by(path, command)
+            finished = COMMANDS[made_by].format(out=path)
+            raise RunError(f"--resume {path}: the `jaxlstm {made_by}` run is complete, nothing to resume; {finished}")
         if state == "interrupted" and interrupted_command(path) != command:
             other = interrupted_command(path)
             raise RunError(

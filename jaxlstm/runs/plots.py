@@ -271,9 +271,11 @@ def plot_fan(
     *,
     title: str,
     ylabel: str = "price",
+    centre: tuple[str, np.ndarray] | None = None,
 ) -> None:
     """A fan chart: the actual ``history`` (a Series by date), then the ``forecast`` (H,) on ``dates`` (H,) with its
-    bands (level -> (2, H) lower and upper), the widest palest."""
+    bands (level -> (2, H) lower and upper), the widest palest; ``centre`` (label, (H,) values), when the bands are
+    centred elsewhere than on the forecast, is drawn dashed."""
     fig = Figure(figsize=(10, 4.8), layout="constrained")
     ax = fig.subplots()
     ax.plot(history.index, history.to_numpy(), color="black", linewidth=1.2, label="actual")
@@ -291,6 +293,9 @@ def plot_fan(
             label=f"{100 * level:g}% band",
         )
     ax.plot(start, np.concatenate([last, forecast]), color="tab:blue", linewidth=1.6, label="forecast")
+    if centre is not None:
+        label, values = centre
+        ax.plot(start, np.concatenate([last, values]), color="tab:blue", linestyle="--", linewidth=1.0, label=label)
     ax.axvline(history.index[-1], color="grey", linestyle=":", linewidth=0.8)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.set(xlabel="date", ylabel=ylabel, title=title)

@@ -31,7 +31,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.data import training_input
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, plural
 from jaxlstm.nn.models import Forecaster
 from jaxlstm.training.driver import History, TrainState, resumed_devices, train_epochs
 from jaxlstm.training.epoch import BATCH_AXIS, checked, compile_ahead, make_epoch
@@ -202,7 +202,7 @@ def _check_models(
     if not (len(x) == len(y) == len(n_valid) == len(seeds) and np.ndim(x) == 4):
         raise ConfigError(
             f"data of their own needs x (models, n, time, features), y (models, n) and n_valid (models,) for "
-            f"{len(seeds)} models; got x {np.shape(x)}, y {np.shape(y)}, n_valid of {len(n_valid)}"
+            f"{plural(len(seeds), 'model')}; got x {np.shape(x)}, y {np.shape(y)}, n_valid of {len(n_valid)}"
         )
 
 

@@ -25,7 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxlstm.config import TrainConfig
 from jaxlstm.data import training_input
-from jaxlstm.errors import ConfigError
+from jaxlstm.errors import ConfigError, plural
 from jaxlstm.training import runtime
 from jaxlstm.training.driver import History, TrainState, resumed_devices, train_epochs
 from jaxlstm.training.epoch import batch_mesh, checked, compile_ahead, make_epoch, make_evaluate, training_devices
@@ -55,7 +55,7 @@ def _hold_out(x: np.ndarray, y: np.ndarray, validation_split: float) -> tuple[np
     n_train = len(x) - n_validation
     if n_train < 1 or (validation_split > 0 and n_validation < 1):
         raise ConfigError(
-            f"{len(x)} windows cannot be split with validation_split={validation_split} ({n_validation} held "
+            f"{plural(len(x), 'window')} cannot be split with validation_split={validation_split} ({n_validation} held "
             f"out); pass a validation split that keeps at least one window on each side"
         )
     return np.asarray(x[:n_train]), np.asarray(y[:n_train]), np.asarray(x[n_train:]), np.asarray(y[n_train:])
