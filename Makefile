@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow test-all forecast lint clean
+.PHONY: demo test test-slow test-all forecast lint cli-docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ test-all: test test-slow
 lint: $(STAMP)
 	$(BIN)/ruff check jaxlstm tests benchmarks data
 	$(BIN)/ruff format --check jaxlstm tests benchmarks data
+
+cli-docs: $(VENV)/.installed
+	$(BIN)/python -m jaxlstm.commands.reference > docs/cli.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

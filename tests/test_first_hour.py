@@ -244,3 +244,19 @@ def test_a_truncated_params_file_without_checkpoints_says_train_again(small_run:
     err = capsys.readouterr().err
     assert err.startswith(f"jaxlstm: error: {run}/params.msgpack is corrupt (") and err.count("\n") == 1
     assert err.endswith("; no checkpoint is left to rebuild it from, so train the run again\n")
+
+
+def test_a_forecaster_has_no_training_mode_and_says_how_dropout_runs() -> None:
+    """model.train() used to do nothing (dropout runs only with a key); it now raises with the call that does."""
+    import jax
+    from flax import nnx
+
+    from jaxlstm import Forecaster, preset
+
+    model = Forecaster(preset("vanilla", units=4), rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"no training mode: its dropout runs when a call passes a key, model\(x, "):
+        model.train()
+    x = np.ones((3, 60, 1), np.float32)
+    assert not np.allclose(model(x), model(x, dropout_key=jax.random.key(1)))
+    model.eval()  # inference is the default, and eval() leaves it so
+    np.testing.assert_array_equal(model(x), model(x))

@@ -245,7 +245,11 @@ def _resume_without_checkpoints(tmp: Path, run: Path) -> list[str]:
 
 CATALOGUE = [
     # --- the CSV file --------------------------------------------------------------------------------
-    Case("missing-file", lambda tmp, run: train(tmp, tmp / "nope.csv"), "nope.csv: file not found"),
+    Case(
+        "missing-file",
+        lambda tmp, run: train(tmp, tmp / "nope.csv"),
+        "nope.csv: file not found; pass the path of a CSV file (a Yahoo daily CSV: `jaxlstm fetch TICKER",
+    ),
     Case("directory-not-file", lambda tmp, run: train(tmp, tmp), "is a directory, not a file"),
     Case("empty-file", lambda tmp, run: train(tmp, write_csv(tmp, [], header="")), "file is empty"),
     Case("header-only", lambda tmp, run: train(tmp, write_csv(tmp, [])), "header but no data rows"),

@@ -26,7 +26,7 @@ def add_parser(commands: Any) -> None:
         "--window-index",
         type=int,
         help="window number among all windows of the data (0 = the first 60 days; negative counts from the end, "
-        "-1 being the window that forecasts the day after the data). Default: the last test window",
+        "-1 being the window that forecasts the day after the data; default: the last test window)",
     )
     which.add_argument("--date", help="the window that forecasts this day, YYYY-MM-DD")
     parser.add_argument("--out", type=Path, help="directory for the PNG files (default: RUN/gates)")

@@ -32,7 +32,10 @@ def add_parser(commands: Any) -> None:
         fresh, ModelConfig, ("arch", "layers", "units"), helps={"arch": f"LSTM variant (default: {FRESH_ARCH})"}
     )
     fresh.add_argument(
-        "--forget-bias", type=float, default=1.0, help="forget-gate bias of the untrained LSTM (drawn beside 0 and 1)"
+        "--forget-bias",
+        type=float,
+        default=1.0,
+        help="forget-gate bias of the untrained LSTM, drawn beside 0 and 1 (default: 1.0)",
     )
     parser.add_argument(
         "--train-rnn",
@@ -40,8 +43,10 @@ def add_parser(commands: Any) -> None:
         help="with --run: also train tanh RNNs of the run's width and depth with the run's settings and data, and "
         "plot their curves (one short training per RNN initialisation)",
     )
-    parser.add_argument("--windows", type=int, default=58, help="average over the last N windows of the data")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the untrained models")
+    parser.add_argument(
+        "--windows", type=int, default=58, help="average over the last N windows of the data (default: 58)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the untrained models (default: 0)")
     parser.add_argument("--out", type=Path, help="directory for gradflow.png/json (default: RUN/gradflow)")
     parser.set_defaults(handler=run)
 

@@ -6,6 +6,7 @@ anything is written, training with checkpoints, and the final files.
 """
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,15 @@ def run(args: argparse.Namespace) -> None:
 
 def _report(result: Any) -> str:
     """The test metrics of the model and the naive baseline, every step's RMSE for a horizon, and the timings."""
-    evaluation, history = result.evaluation, result.history
+    evaluation, history, config = result.evaluation, result.history, result.config
+    metrics = json.loads((result.out / "metrics.json").read_text())
     rows = [("model (LSTM)", evaluation.model), ("naive baseline", evaluation.naive)]
-    lines = [f"{'':16} {'MSE':>12} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8}"]
+    lines = [
+        f"{config.model.arch} LSTM ({metrics['parameters']:,} parameters), {config.data.target} of "
+        f"{config.data.path.name}: {plural(metrics['test_windows'], 'test window')} forecasting "
+        f"{metrics['test_start']}..{metrics['test_end']}, in price units",
+        f"{'':16} {'MSE':>12} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8}",
+    ]
     lines += [f"{name:16} {m.mse:12.3f} {m.mae:10.3f} {m.rmse:10.3f} {m.mape:8.3f}" for name, m in rows]
     if evaluation.steps:
         lines[0] += "   (every step of the horizon)"
@@ -79,6 +86,11 @@ def _report(result: Any) -> str:
         lines.append(
             "RMSE by days ahead: " + ", ".join(f"{h}: {m.rmse:.3f} vs naive {n.rmse:.3f}" for h, (m, n) in steps)
         )
+    ratio = evaluation.model.rmse / evaluation.naive.rmse
+    lines.append(
+        f"the model's RMSE is {ratio:.2f}x the naive baseline's (yesterday's price): "
+        + ("the model is the better forecast here" if ratio < 1 else "yesterday's price is the better forecast here")
+    )
     lines.append(
         f"compile {history.compile_seconds:.1f} s, {plural(len(history.loss), 'epoch')} in "
         f"{history.train_seconds:.1f} s on {history.devices} device(s); wrote {result.out}/"

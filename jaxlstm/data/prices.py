@@ -170,8 +170,12 @@ def numeric_columns(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 def _read_text(path: Path) -> str:
     """The file's text; DataError when it is missing, unreadable, empty, binary or not UTF-8."""
     if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "file not found"
-        raise DataError(f"{path}: {what}; pass the path of a CSV file")
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, not a file; pass the path of a CSV file")
+        raise DataError(
+            f"{path}: file not found; pass the path of a CSV file (a Yahoo daily CSV: `jaxlstm fetch TICKER --start "
+            "YYYY-MM-DD` writes one, with pip install 'jaxlstm[yahoo]', or download it from Yahoo Finance)"
+        )
     try:
         raw = path.read_bytes()
     except OSError as err:

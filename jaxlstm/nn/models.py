@@ -18,6 +18,7 @@ stacked 71,051, bidirectional 202,101, conv 51,009).
 """
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -80,6 +81,15 @@ class Forecaster(nnx.Module):
     (batch, outputs), the next ``outputs`` days, for more. Forecasts are float32 whatever the compute precision
     (``ModelConfig.precision``).
 
+    Dropout runs exactly when a call passes a ``dropout_key`` (training and Monte Carlo dropout draw their masks from
+    explicit keys, so that every training step is a pure function); a call without one is inference. There is no
+    training mode to switch: ``model.train()`` raises, saying so, rather than do nothing.
+
+    >>> model = Forecaster(ModelConfig(units=4), rngs=nnx.Rngs(0))
+    >>> x = jnp.ones((2, 60, 1))
+    >>> bool(jnp.all(model(x) == model(x))), bool(jnp.all(model(x) == model(x, dropout_key=jax.random.key(0))))
+    (True, False)
+
     Attributes:
         config: the :class:`~jaxlstm.config.ModelConfig` it was built from.
         recurrent: the :class:`~jaxlstm.nn.Stacked` layers, with the dropout after each.
@@ -96,6 +106,13 @@ class Forecaster(nnx.Module):
             kernel_init=nnx.initializers.glorot_uniform(),
             dtype=None if config.precision == "float32" else config.precision,
             rngs=rngs,
+        )
+
+    def train(self, **attributes: Any) -> None:
+        """Raises: a Forecaster has no training mode; its dropout runs when a call passes a ``dropout_key``."""
+        raise TypeError(
+            "a jaxlstm Forecaster has no training mode: its dropout runs when a call passes a key, "
+            "model(x, dropout_key=jax.random.key(seed)), and a call without one is inference (fit draws its own keys)"
         )
 
     def stack_inputs(self, x: Array) -> Array:
