@@ -43,6 +43,7 @@ __all__ = [
     "check_destination",
     "checkpoints_dir",
     "clear_run",
+    "damaged_file",
     "interrupted_command",
     "last_checkpoint_epoch",
     "read_config",
@@ -217,13 +218,23 @@ def read_file(directory: Path, name: str, parse: Callable[[bytes], Any]) -> Any:
         raise RunError(f"{directory} is a file; pass a run directory written by `jaxlstm train`") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         if any(checkpoints_dir(directory, "train").glob("epoch-*.ckpt")):  # a resume rewrites every final file
-            fix = (
-                f"its checkpoints can rebuild it: delete {directory / CONFIG_FILE}, then run "
-                f"`jaxlstm train --resume {directory}`"
-            )
+            fix = f"`jaxlstm train --resume {directory}` rebuilds it from the run's checkpoints"
         else:
             fix = "no checkpoint is left to rebuild it from, so train the run again"
         raise RunError(f"{directory}/{name} is corrupt ({error}); {fix}") from None
+
+
+def damaged_file(directory: Path) -> str | None:
+    """The first final file of the complete train run in ``directory`` that is missing or does not parse (the
+    weights, the scalers, the metrics), or None: what ``train --resume`` rebuilds from the checkpoints."""
+    from flax import serialization
+
+    for name, parse in ((PARAMS_FILE, serialization.msgpack_restore), (SCALERS_FILE, json.loads)):
+        try:
+            parse((directory / name).read_bytes())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return name
+    return None
 
 
 def read_config(directory: Path) -> RunConfig:

@@ -33,6 +33,7 @@ from jaxlstm.runs.directory import (
     check_destination,
     checkpoints_dir,
     clear_run,
+    damaged_file,
     interrupted_command,
     read_config,
     run_state,
@@ -97,7 +98,8 @@ class RunDirectory:
     @classmethod
     def reopen(cls, path: Path, command: str) -> tuple["RunDirectory", RunConfig]:
         """The interrupted ``command`` run in ``path``, at its newest intact checkpoint (damaged newer ones are
-        skipped with a warning), and the configuration saved in it.
+        skipped with a warning), and the configuration saved in it; also a finished train run whose weights or
+        scalers are damaged (:func:`~jaxlstm.runs.directory.damaged_file`), which its checkpoints rebuild.
 
         Raises:
             RunError: ``path`` holds no such run (missing, a file, finished, another command's), or no intact
@@ -109,7 +111,9 @@ class RunDirectory:
             raise RunError(f"--resume {path}: no such run directory; pass the --out of the interrupted run")
         if not path.is_dir():
             raise RunError(f"--resume {path}: not a directory; pass the --out of the interrupted run")
-        if state == "complete":
+        repair = state == "complete" and command == "train" and _finished_by(path, command) == "train"
+        repair = repair and damaged_file(path) is not None and any(checkpoints_dir(path, command).glob("epoch-*"))
+        if state == "complete" and not repair:
             made_by = _finished_by(path, command)
             finished = COMMANDS[made_by].format(out=path)
             raise RunError(f"--resume {path}: the `jaxlstm {made_by}` run is complete, nothing to resume; {finished}")
