@@ -31,6 +31,7 @@ from jaxlstm.errors import ConfigError, RunError
 __all__ = [
     "ARCHITECTURES",
     "BUNDLED_CSV",
+    "CELLS",
     "CONFIG_VERSION",
     "PRECISIONS",
     "TARGET_TRANSFORMS",
@@ -56,13 +57,18 @@ BUNDLED_CSV = Path(__file__).resolve().parents[1] / "data" / "GOOG.csv"
 """The bundled public-domain GOOG prices (see data/README.md), used when no CSV is given."""
 TUTORIAL_ROWS = 230
 """Rows of the bundled CSV used by default: its last 230, the length of the tutorial's window."""
-CONFIG_VERSION = 4
+CONFIG_VERSION = 5
 """Version of the ``config.json`` schema; 1 is the unversioned format of runs written before it, 2 lacks the
 horizon (``data.horizon``, ``data.strategy``, ``model.outputs``) and the bands (``backtest.levels``,
-``backtest.mc_dropout``, ``backtest.calibration_window``), 3 the precision (``model.precision``)."""
+``backtest.mc_dropout``, ``backtest.calibration_window``), 3 the precision (``model.precision``), 4 the cell
+(``model.cell``)."""
 
 Architecture = Literal["vanilla", "stacked", "bidirectional", "conv"]
 ARCHITECTURES: tuple[str, ...] = ("vanilla", "stacked", "bidirectional", "conv")
+Cell = Literal["lstm", "gru", "rnn", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr"]
+CELLS: tuple[str, ...] = ("lstm", "gru", "rnn", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")
+"""The recurrent cells (:mod:`jaxlstm.nn`): the LSTM, the GRU, the tanh RNN and the LSTM variants of Greff et al.
+(``jaxlstm.nn.VARIANTS``)."""
 MissingPolicy = Literal["error", "drop", "ffill"]
 Implementation = Literal["fused", "textbook"]
 Convolution = Literal["gemm", "xla"]
@@ -377,6 +383,9 @@ class ModelConfig(_Section):
     Attributes:
         arch: ``vanilla`` (one LSTM layer), ``stacked``, ``bidirectional`` or ``conv`` (ConvLSTM1D layers over
             sub-sequences of the window, see :mod:`jaxlstm.nn.convlstm`).
+        cell: the recurrent cell of every layer (:data:`CELLS`): ``lstm`` (:class:`~jaxlstm.nn.LSTM`, fast path),
+            ``gru`` (:class:`~jaxlstm.nn.GRU`), ``rnn`` (:class:`~jaxlstm.nn.SimpleRNN`) or one of Greff et al.'s
+            LSTM variants (:class:`~jaxlstm.nn.LSTMVariant`); ``conv`` takes ``lstm`` only.
         layers: number of recurrent layers.
         units: H, the units of each LSTM (per direction); the filters of each ConvLSTM.
         dropout: rate of the dropout after every recurrent layer.
@@ -395,6 +404,13 @@ class ModelConfig(_Section):
     """
 
     arch: Architecture = _option("stacked", None, "LSTM variant", choices=ARCHITECTURES)
+    cell: Cell = _option(
+        "lstm",
+        None,
+        "recurrent cell: lstm (the fast path), gru, rnn (tanh), or a Greff et al. 2017 LSTM variant (peephole, nig, "
+        "nfg, nog, niaf, noaf, np, cifg, fgr; docs/lab.md)",
+        choices=CELLS,
+    )
     layers: int = _option(4, "count", "recurrent layers (default: 1 for vanilla and conv, else 4)", parse=int)
     units: int = _option(50, "count", "units per LSTM layer (default: 50; conv: 64 filters)", parse=int)
     dropout: float = _option(0.2, "fraction", "dropout rate after each recurrent layer (default: 0.2)", parse=float)
@@ -427,6 +443,11 @@ class ModelConfig(_Section):
         _validate(self)
         if self.arch == "vanilla" and self.layers != 1:
             raise ConfigError(f"the vanilla architecture has one layer, got layers={self.layers}; use --arch stacked")
+        if self.arch == "conv" and self.cell != "lstm":
+            raise ConfigError(
+                f"the conv architecture is a ConvLSTM; --cell {self.cell} needs --arch vanilla, stacked or "
+                "bidirectional"
+            )
         if self.arch == "conv" and self.subsequence_length - self.layers * (self.kernel_size - 1) < 1:
             raise ConfigError(
                 f"{self.layers} ConvLSTM layer(s) with kernel {self.kernel_size} leave no day of a "
@@ -659,8 +680,12 @@ class RunConfig:
         version = content.pop("version", 1)
         if version == 1:
             content = _upgrade_version_1(content)
-        elif version in (2, 3):
-            content = _upgrade_version_3(_upgrade_version_2(content) if version == 2 else content)
+        elif version in (2, 3, 4):
+            if version == 2:
+                content = _upgrade_version_2(content)
+            if version < 4:
+                content = _model_defaults(content, precision="float32")
+            content = _model_defaults(content, cell="lstm")
         elif version != CONFIG_VERSION:
             raise RunError(
                 f"{source}: configuration version {version!r}; this jaxlstm reads versions 1 to {CONFIG_VERSION}, "
@@ -712,11 +737,12 @@ def _upgrade_version_2(content: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
-def _upgrade_version_3(content: dict[str, Any]) -> dict[str, Any]:
-    """Version 3 computed in float32."""
+def _model_defaults(content: dict[str, Any], **added: Any) -> dict[str, Any]:
+    """``content`` with the model fields added since its version at the values those runs used: version 3 computed
+    in float32 (``precision``), version 4 had LSTM cells only (``cell``)."""
     upgraded = dict(content)
     if isinstance(content.get("model"), dict):
-        upgraded["model"] = {"precision": "float32", **content["model"]}
+        upgraded["model"] = {**added, **content["model"]}
     return upgraded
 
 

@@ -112,7 +112,7 @@ def test_a_version_1_config_is_upgraded_with_the_defaults_those_runs_used() -> N
     assert config.model.implementation == "fused" and config.model.convolution == "gemm"
     assert config.data.csv == Path("/tmp/prices.csv") and config.data.sha256 == "ab" * 32
     assert config.train == TrainConfig(epochs=2, devices=2)
-    assert config.to_dict()["version"] == 4
+    assert config.to_dict()["version"] == 5 and config.model.cell == "lstm"
 
 
 def test_a_version_2_config_forecasts_one_day() -> None:
@@ -132,6 +132,13 @@ def test_a_version_3_config_computes_in_float32() -> None:
     assert config.model.precision == "float32"
 
 
+def test_a_version_4_config_has_lstm_cells() -> None:
+    content = RunConfig.from_dict(VERSION_1, source="x").to_dict()
+    del content["model"]["cell"]
+    config = RunConfig.from_dict({**content, "version": 4}, source="run/config.json")
+    assert config.model.cell == "lstm"
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -139,7 +146,7 @@ def test_a_version_3_config_computes_in_float32() -> None:
         (lambda c: c["data"].pop("window"), "run/config.json: missing key 'data.window'"),
         (lambda c: c.pop("train"), "run/config.json: missing key 'train'"),
         (lambda c: c.update(notes="x"), "run/config.json: unknown key 'notes'"),
-        (lambda c: c.update(version=9), "run/config.json: configuration version 9; this jaxlstm reads versions 1 to 4"),
+        (lambda c: c.update(version=9), "run/config.json: configuration version 9; this jaxlstm reads versions 1 to 5"),
         (lambda c: c["train"].update(epochs=0), "run/config.json: 'train': --epochs 0: must be a whole number >= 1"),
         (lambda c: c.update(model=[1]), "run/config.json: 'model' must be a JSON object"),
     ],

@@ -138,7 +138,7 @@ def numpy_lstm_forecast(model: Forecaster, x: np.ndarray) -> np.ndarray:
 
 
 def numpy_rnn_forecast(model: RNNForecaster, x: np.ndarray) -> np.ndarray:
-    (cell,) = model.cells
+    (cell,) = model.recurrent.layers
     W, U, b = (np.asarray(a, np.float64) for a in cell.params)
     h = np.zeros((x.shape[0], U.shape[0]))
     for t in range(x.shape[1]):

@@ -839,7 +839,7 @@ def test_an_old_unversioned_run_still_predicts(tmp_path: Path, tiny_run: Path) -
     ("edit", "message"),
     [
         (lambda c: c["model"].update(colour="red"), "config.json: unknown key 'model.colour'; remove it"),
-        (lambda c: c.update(version=5), "config.json: configuration version 5; this jaxlstm reads versions 1 to 4"),
+        (lambda c: c.update(version=6), "config.json: configuration version 6; this jaxlstm reads versions 1 to 5"),
     ],
     ids=["config-unknown-key", "config-newer-version"],
 )

@@ -24,6 +24,10 @@ PyTorch (``torch`` is imported only by the functions that need it):
   ``nn.LSTM`` or its ``state_dict``;
 - :func:`torch_state_dict` and :func:`to_torch` export.
 
+GRUs (:class:`~jaxlstm.nn.GRU`, Keras's layout): :func:`load_keras_gru` and :func:`keras_gru_weights` copy a Keras
+``GRU`` layer's weights as they are; :func:`load_torch_gru` and :func:`gru_torch_state_dict` map an ``nn.GRU`` (any
+layers, either direction) by swapping its r, z blocks to z, r.
+
 Any architecture mismatch (units, number of layers, direction, merge mode, ...) raises :class:`InteropError`, a
 :class:`~jaxlstm.errors.ConfigError`, with a one-line message naming the layer and both shapes; nothing is
 loaded then. ``jaxlstm convert`` (:mod:`jaxlstm.commands.convert`) turns Keras files into run directories and back.
@@ -46,9 +50,11 @@ from __future__ import annotations
 from jaxlstm.interop.keras import (
     KERAS_SUFFIXES,
     from_keras,
+    keras_gru_weights,
     keras_model_config,
     keras_weights,
     load_keras,
+    load_keras_gru,
     save_keras,
     to_keras,
 )
@@ -56,7 +62,9 @@ from jaxlstm.interop.peer import InteropError
 from jaxlstm.interop.torch import (
     TorchModules,
     from_torch,
+    gru_torch_state_dict,
     load_torch,
+    load_torch_gru,
     stacked_from_torch,
     to_torch,
     torch_state_dict,
@@ -68,10 +76,14 @@ __all__ = [
     "TorchModules",
     "from_keras",
     "from_torch",
+    "gru_torch_state_dict",
+    "keras_gru_weights",
     "keras_model_config",
     "keras_weights",
     "load_keras",
+    "load_keras_gru",
     "load_torch",
+    "load_torch_gru",
     "save_keras",
     "stacked_from_torch",
     "to_keras",

@@ -1,4 +1,5 @@
-"""Keras: reading ``.keras`` and ``.weights.h5`` files (h5py) and live Keras models into jaxlstm models, and back."""
+"""Keras: reading ``.keras`` and ``.weights.h5`` files (h5py) and live Keras models into jaxlstm models, and back;
+Keras ``GRU`` layers into jaxlstm GRUs, and back."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from jaxlstm.interop.peer import (
     PeerModel,
     as_array,
     check_and_assign,
+    describe,
     directions_of,
     filled,
     infer_config,
@@ -34,6 +36,7 @@ from jaxlstm.interop.peer import (
     shape_of,
 )
 from jaxlstm.nn.cell import LSTMParams
+from jaxlstm.nn.gru import GRU
 from jaxlstm.nn.layers import MERGE_MODES, Bidirectional
 from jaxlstm.nn.models import Forecaster
 
@@ -44,9 +47,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "KERAS_SUFFIXES",
     "from_keras",
+    "keras_gru_weights",
     "keras_model_config",
     "keras_weights",
     "load_keras",
+    "load_keras_gru",
     "save_keras",
     "to_keras",
 ]
@@ -537,3 +542,44 @@ def save_keras(module: Module, path: str | os.PathLike, *, overwrite: bool = Tru
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         (model.save if path.name.endswith(".keras") else model.save_weights)(tmp)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Keras: GRU layers. Keras's layout is jaxlstm's (gate order z, r, h; bias (2, 3H) with reset_after=True, else
+# (3H,)), so the weights are copied as they are.
+
+
+def keras_gru_weights(layer: GRU) -> list[np.ndarray]:
+    """A GRU layer's weights in the order of Keras's ``GRU.get_weights()``: ``[kernel, recurrent_kernel, bias]``."""
+    return [np.asarray(weight) for weight in layer.params]
+
+
+def load_keras_gru(layer: GRU, source: keras.layers.Layer | list[Any]) -> GRU:
+    """Loads a Keras ``GRU`` layer's weights (a live layer, or its ``get_weights()`` list) into ``layer``; returns it.
+
+    Raises:
+        InteropError: the Keras layer is not a GRU jaxlstm computes alike (``reset_after`` differs, no bias, an
+            activation other than tanh and sigmoid) or a shape differs; the message names both; nothing is loaded.
+    """
+    config = source.get_config() if hasattr(source, "get_config") else {}
+    if config:
+        if (config.get("activation"), config.get("recurrent_activation")) != ("tanh", "sigmoid"):
+            raise InteropError(
+                f"Keras GRU {config.get('name')!r} uses activation={config.get('activation')!r} and "
+                f"recurrent_activation={config.get('recurrent_activation')!r}; jaxlstm's GRU uses tanh and sigmoid"
+            )
+        if config.get("reset_after", True) != layer.reset_after:
+            raise InteropError(
+                f"Keras GRU {config.get('name')!r} has reset_after={config.get('reset_after')}, the jaxlstm GRU "
+                f"reset_after={layer.reset_after}; build the jaxlstm GRU with the same"
+            )
+    weights = [as_array(weight) for weight in (source.get_weights() if hasattr(source, "get_weights") else source)]
+    ours = keras_gru_weights(layer)
+    if [weight.shape for weight in weights] != [weight.shape for weight in ours]:
+        raise InteropError(
+            f"the Keras GRU's weights are {describe(weights)} (kernel, recurrent kernel, bias), the jaxlstm GRU's "
+            f"{describe(ours)}"
+        )
+    for variable, weight in zip((layer.W, layer.U, layer.b), weights, strict=True):
+        variable[...] = weight
+    return layer

@@ -1,4 +1,5 @@
-"""PyTorch: ``nn.LSTM`` (and ``nn.Linear`` heads) and their ``state_dict``s into jaxlstm models, and back."""
+"""PyTorch: ``nn.LSTM`` (and ``nn.Linear`` heads) and ``nn.GRU``, and their ``state_dict``s, into jaxlstm models, and
+back."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from jaxlstm.interop.peer import (
     shape_of,
 )
 from jaxlstm.nn.cell import LSTMParams
+from jaxlstm.nn.gru import GRU
 from jaxlstm.nn.layers import LSTM, Bidirectional, Stacked
 from jaxlstm.nn.models import Forecaster
 
@@ -37,7 +39,16 @@ if TYPE_CHECKING:  # pragma: no cover
 # --------------------------------------------------------------------------------------------------------------
 # PyTorch: nn.LSTM state_dicts.
 
-__all__ = ["TorchModules", "from_torch", "load_torch", "stacked_from_torch", "to_torch", "torch_state_dict"]
+__all__ = [
+    "TorchModules",
+    "from_torch",
+    "gru_torch_state_dict",
+    "load_torch",
+    "load_torch_gru",
+    "stacked_from_torch",
+    "to_torch",
+    "torch_state_dict",
+]
 
 _TORCH_KEY = re.compile(r"^(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l(?P<layer>\d+)(?P<reverse>_reverse)?$")
 
@@ -245,3 +256,88 @@ def to_torch(module: Module) -> TorchModules:
             }
         )
     return TorchModules(lstm.eval(), None if linear is None else linear.eval())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PyTorch: nn.GRU state_dicts. PyTorch orders the gates r, z, n and jaxlstm (Keras) z, r, h: the first two blocks
+# swap, both ways; its two biases are jaxlstm's two rows, b_hn inside the reset product in both (reset_after=True).
+
+
+def _swap_reset_update(array: np.ndarray) -> np.ndarray:
+    """The gate blocks along the last axis from z, r, h to r, z, n, or back (the same swap)."""
+    first, second, third = np.split(array, 3, axis=-1)
+    return np.concatenate([second, first, third], axis=-1)
+
+
+def _gru_layers(module: GRU | Bidirectional | Stacked) -> list[list[GRU]]:
+    """Each layer's GRU directions, [forward] or [forward, backward], checked to be what ``nn.GRU`` can hold."""
+    layers = list(module.layers) if isinstance(module, Stacked) else [module]
+    parts = []
+    for index, layer in enumerate(layers):
+        directions = [layer.forward_layer, layer.backward_layer] if isinstance(layer, Bidirectional) else [layer]
+        if isinstance(layer, Bidirectional) and layer.merge_mode != "concat":
+            raise InteropError(f"jaxlstm layer {index} merges with {layer.merge_mode!r}; nn.GRU concatenates")
+        for part in directions:
+            if not isinstance(part, GRU):
+                raise InteropError(f"jaxlstm layer {index} is a {type(part).__name__}; nn.GRU holds GRU layers only")
+            if not part.reset_after:
+                raise InteropError(
+                    f"jaxlstm layer {index} is a GRU with reset_after=False; nn.GRU applies the reset gate after its "
+                    "matmul: build it with reset_after=True"
+                )
+        if len(directions) == 1 and layer.reverse:
+            raise InteropError(f"jaxlstm layer {index} reads backwards on its own; nn.GRU has no such layer")
+        parts.append(directions)
+    return parts
+
+
+def gru_torch_state_dict(module: GRU | Bidirectional | Stacked, *, numpy: bool = False) -> dict[str, Any]:
+    """The ``nn.GRU`` state_dict of a GRU layer, a Bidirectional GRU or a Stacked of them, in ``nn.GRU``'s key
+    order: ``weight_ih_l{k}`` (3H, in) and ``weight_hh_l{k}`` (3H, H) are ``W.T`` and ``U.T`` with the gates
+    reordered r, z, n; ``bias_ih_l{k}`` and ``bias_hh_l{k}`` are ``b``'s two rows, reordered; ``_reverse`` keys hold
+    the backward direction. CPU tensors, or NumPy arrays with ``numpy=True``.
+
+    Raises:
+        InteropError: a layer that ``nn.GRU`` cannot hold (another cell, ``reset_after=False``, a merge mode
+            other than concat, a lone reversed layer).
+    """
+    state: dict[str, Any] = {}
+    for index, directions in enumerate(_gru_layers(module)):
+        for suffix, part in zip(("", "_reverse"), directions, strict=False):
+            W, U, b = (np.asarray(array, np.float32) for array in part.params)
+            state[f"weight_ih_l{index}{suffix}"] = np.array(_swap_reset_update(W).T, order="C")
+            state[f"weight_hh_l{index}{suffix}"] = np.array(_swap_reset_update(U).T, order="C")
+            state[f"bias_ih_l{index}{suffix}"] = _swap_reset_update(b[0])
+            state[f"bias_hh_l{index}{suffix}"] = _swap_reset_update(b[1])
+    if numpy:
+        return state
+    import torch
+
+    return {key: torch.from_numpy(value) for key, value in state.items()}
+
+
+def load_torch_gru(module: M, gru: Any) -> M:
+    """Loads an ``nn.GRU`` (or its state_dict) into a GRU layer, a Bidirectional GRU or a Stacked of them, with
+    the same layers, directions and sizes; returns ``module``. The inverse of :func:`gru_torch_state_dict`.
+
+    Raises:
+        InteropError: the keys or a shape differ (the message names the key and both shapes); nothing is loaded.
+    """
+    theirs = _state_dict(gru)
+    ours = gru_torch_state_dict(module, numpy=True)
+    if set(theirs) != set(ours):
+        extra, absent = sorted(set(theirs) - set(ours)), sorted(set(ours) - set(theirs))
+        raise InteropError(
+            f"the nn.GRU has {', '.join(extra) or 'no extra keys'} and lacks {', '.join(absent) or 'nothing'}: its "
+            "layers or directions differ from the jaxlstm module's"
+        )
+    for key, value in ours.items():
+        if theirs[key].shape != value.shape:
+            raise InteropError(f"{key}: nn.GRU has {theirs[key].shape}, the jaxlstm module {value.shape}")
+    for index, directions in enumerate(_gru_layers(module)):
+        for suffix, part in zip(("", "_reverse"), directions, strict=False):
+            key = f"l{index}{suffix}"
+            part.W[...] = _swap_reset_update(theirs[f"weight_ih_{key}"].T)
+            part.U[...] = _swap_reset_update(theirs[f"weight_hh_{key}"].T)
+            part.b[...] = np.stack([_swap_reset_update(theirs[f"bias_{kind}_{key}"]) for kind in ("ih", "hh")])
+    return module

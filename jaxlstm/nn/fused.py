@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlstm.nn.cell import Gates, LSTMParams, LSTMState, lstm_state, preactivation, project_input, project_state
-from jaxlstm.nn.scan import carry_masked, scan_cell
+from jaxlstm.nn.scan import carry_masked, recurrent_input, scan_cell
 
 __all__ = ["lstm_sequence", "slab_gates", "slab_update"]
 
@@ -57,11 +57,6 @@ def slab_update(preactivation: Array, c: Array) -> tuple[LSTMState, Gates]:
     return lstm_state(gates, c), gates
 
 
-def _state_input(h: Array, recurrent_scale: Array | None) -> Array:
-    """What the recurrent kernel reads: ``h``, or ``h`` times the recurrent dropout's per-sequence scale."""
-    return h if recurrent_scale is None else h * recurrent_scale
-
-
 def _forward(
     params: LSTMParams,
     xs: Array,
@@ -77,11 +72,11 @@ def _forward(
         inputs = project_input(params, xs)
 
         def step_preactivation(projected_t: Array, h: Array) -> Array:
-            return projected_t + project_state(params, _state_input(h, recurrent_scale))
+            return projected_t + project_state(params, recurrent_input(h, recurrent_scale))
     else:
 
         def step_preactivation(x_t: Array, h: Array) -> Array:
-            return preactivation(params, x_t, _state_input(h, recurrent_scale))
+            return preactivation(params, x_t, recurrent_input(h, recurrent_scale))
 
         inputs = xs
     final, (outputs, preactivations, previous_c) = scan_cell(
@@ -163,7 +158,7 @@ def _sequence_backward(
             nothing = jax.tree.map(jnp.zeros_like, d_state)
             d_state, d_skipped = carry_masked(keep, d_state, nothing), carry_masked(keep, nothing, d_state)
         d_preactivation, d_c_before = cell_vjp(d_state)
-        d_before = LSTMState(h=_state_input(d_preactivation @ params.U.T, recurrent_scale), c=d_c_before)
+        d_before = LSTMState(h=recurrent_input(d_preactivation @ params.U.T, recurrent_scale), c=d_c_before)
         if keep is not None:
             d_before = jax.tree.map(jnp.add, d_before, d_skipped)
         return d_before, d_preactivation
@@ -177,7 +172,7 @@ def _sequence_backward(
         previous_h = jnp.concatenate([initial_h[None], outputs[:-1]])
     d_params = LSTMParams(
         W=jnp.einsum("tbi,tbg->ig", xs, d_preactivations),
-        U=jnp.einsum("tbh,tbg->hg", _state_input(previous_h, recurrent_scale), d_preactivations),
+        U=jnp.einsum("tbh,tbg->hg", recurrent_input(previous_h, recurrent_scale), d_preactivations),
         b=jnp.sum(d_preactivations, axis=(0, 1)),
     )
     d_recurrent_scale = None

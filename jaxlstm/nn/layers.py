@@ -25,10 +25,10 @@ import numpy as np
 from flax import nnx
 
 from jaxlstm.config import Implementation
-from jaxlstm.nn.cell import Gates, LSTMParams, LSTMState, preactivation
+from jaxlstm.nn.cell import Gates, LSTMParams, LSTMState, lstm_update, preactivation
 from jaxlstm.nn.fused import lstm_sequence
 from jaxlstm.nn.jax_internals import forward_mode_active
-from jaxlstm.nn.scan import Record, scan_cell
+from jaxlstm.nn.scan import Record, Step, recurrent_input, scan_steps
 
 __all__ = [
     "GLOROT_UNIFORM",
@@ -36,6 +36,7 @@ __all__ = [
     "MERGE_MODES",
     "ORTHOGONAL",
     "Bidirectional",
+    "CellLayer",
     "LayerTrace",
     "MergeMode",
     "RecurrentLayer",
@@ -45,10 +46,13 @@ __all__ = [
     "dropout_masks",
     "floating_dtypes",
     "has_own_dropout",
+    "keep_gates",
     "layer_output",
     "layer_traces",
+    "lstm_layer_step",
     "merge",
     "row_keys",
+    "scan_layer",
     "scan_lstm",
     "sequence_mask",
     "split_keys",
@@ -78,6 +82,60 @@ class LayerTrace(NamedTuple):
     states: LSTMState
 
 
+def scan_layer(
+    step: Step,
+    x: Array,
+    initial_state: Any,
+    *,
+    reverse: bool = False,
+    unroll: int = 1,
+    keep: Callable[[Any, Any, Any], Any] | None = None,
+    mask: Array | None = None,
+) -> tuple[Any, Any]:
+    """:func:`~jaxlstm.nn.scan.scan_steps` on batch-major arrays: a cell's ``step`` over x (batch, time, ...).
+
+    Args:
+        step: ``(x_t, state) -> (new_state, gates)``, one step of a cell's equations.
+        x: inputs, (batch, time, in_features).
+        initial_state: the cell's state, each array (batch, ...).
+        reverse: walk from the last time step to the first. Outputs stay aligned with the inputs' time axis
+            (``outputs[:, t]`` is the state after reading ``x[:, t]``), as in Keras's Bidirectional.
+        unroll: time steps per loop iteration, passed to ``jax.lax.scan``.
+        keep: what to record of every step (:func:`~jaxlstm.nn.scan.scan_steps`; :func:`keep_gates` records the
+            gates and the state); None records each step's ``h``.
+        mask: (batch, time) booleans, False at steps to skip (state carried through); None runs every step.
+
+    Returns:
+        The recorded steps, batch-major (by default ``outputs`` (batch, time, H)), and the final state.
+    """
+    final_state, recorded = scan_steps(
+        step,
+        jnp.swapaxes(x, 0, 1),
+        initial_state,
+        reverse=reverse,
+        unroll=unroll,
+        keep=keep,
+        mask=None if mask is None else jnp.swapaxes(mask, 0, 1),
+    )
+    return batch_major(recorded), final_state
+
+
+def keep_gates(new_state: Any, old_state: Any, gates: Any) -> tuple[Any, Any]:
+    """What a trace records of every step: the gates and the state after the step."""
+    del old_state
+    return gates, new_state
+
+
+def lstm_layer_step(params: LSTMParams, recurrent_scale: Array | None = None) -> Step:
+    """The textbook LSTM step as a loop body, ``(x_t, state) -> (state, gates)``: :func:`~jaxlstm.nn.lstm_update`
+    of ``x_t W + h U + b``, ``h`` scaled by the recurrent dropout's ``recurrent_scale`` (batch, H) if given."""
+
+    def step(x_t: Array, state: LSTMState) -> tuple[LSTMState, Gates]:
+        return lstm_update(preactivation(params, x_t, recurrent_input(state.h, recurrent_scale)), state.c)
+
+    return step
+
+
 def scan_lstm(
     params: LSTMParams,
     x: Array,
@@ -95,11 +153,8 @@ def scan_lstm(
         params: the cell's weights.
         x: inputs, (batch, time, in_features).
         initial_state: ``(h, c)``, each (batch, H).
-        reverse: walk from the last time step to the first. Outputs stay aligned with the inputs'
-            time axis (``outputs[:, t]`` is the state after reading ``x[:, t]``), as in Keras's Bidirectional.
-        unroll: time steps per loop iteration, passed to ``jax.lax.scan``.
-        record: what to keep of every step (see :func:`~jaxlstm.nn.scan_cell`).
-        mask: (batch, time) booleans, False at steps to skip (state carried through); None runs every step.
+        reverse, unroll, mask: as :func:`scan_layer`.
+        record: ``outputs`` (each step's ``h``) or ``gates`` (the gates and the state of every step).
         recurrent_scale: (batch, H), what ``h`` is multiplied by before the recurrent kernel at every step (the
             recurrent dropout's mask over ``1 - rate``); None for none.
 
@@ -107,20 +162,9 @@ def scan_lstm(
         The recorded steps, batch-major (``outputs`` (batch, time, H), the hidden state after every step, by
         default), and the final state.
     """
-
-    def step_preactivation(x_t: Array, h: Array) -> Array:
-        return preactivation(params, x_t, h if recurrent_scale is None else h * recurrent_scale)
-
-    final_state, recorded = scan_cell(
-        step_preactivation,
-        jnp.swapaxes(x, 0, 1),
-        initial_state,
-        reverse=reverse,
-        unroll=unroll,
-        record=record,
-        mask=None if mask is None else jnp.swapaxes(mask, 0, 1),
-    )
-    return batch_major(recorded), final_state
+    keep = {"outputs": None, "gates": keep_gates}[record]
+    step = lstm_layer_step(params, recurrent_scale)
+    return scan_layer(step, x, initial_state, reverse=reverse, unroll=unroll, keep=keep, mask=mask)
 
 
 def batch_major(recorded: Any) -> Any:
@@ -179,22 +223,209 @@ def sequence_mask(x: Array, mask: Array | None, lengths: Array | None) -> Array 
     return mask.astype(bool)
 
 
-class LSTM(nnx.Module):
-    """An LSTM layer: the cell's weights as NNX parameters, run over time by the fast path
-    (:func:`jaxlstm.nn.lstm_sequence`, the default) or the textbook loop (:func:`scan_lstm`).
-
-    The default initialisers are Keras's (glorot-uniform ``W``, orthogonal ``U``, unit forget bias), so that a
-    model built here trains like the tutorial's Keras model.
+class CellLayer(nnx.Module):
+    """What every layer of the cell family shares: one cell run over time (:func:`scan_layer`), with Keras's masks,
+    initial states, dropouts and dtypes. A cell's layer (:class:`LSTM`, :class:`~jaxlstm.nn.GRU`,
+    :class:`~jaxlstm.nn.SimpleRNN`, :class:`~jaxlstm.nn.LSTMVariant`) adds its weights, its zero state and its step.
 
     Masks: ``mask`` (batch, time) or ``lengths`` (batch,) skip steps as Keras's masking does: a skipped step leaves
     the state unchanged, so ``return_sequences=False`` gives each sequence's state after its last valid step and a
     reversed layer starts each sequence at its own last valid step (as PyTorch's packed sequences do); the output at
-    a skipped step repeats the carried ``h`` (Keras's ``LSTM``; :class:`Bidirectional` zeroes them, as Keras's does).
+    a skipped step repeats the carried ``h`` (Keras's layers; :class:`Bidirectional` zeroes them, as Keras's does).
 
     Dropout inside the layer, as Keras's ``dropout`` and ``recurrent_dropout``: while training (a ``dropout_key``
-    is passed) the inputs and the ``h`` that enters ``U`` are multiplied by masks drawn once per sequence and reused
-    at every step (Gal & Ghahramani, 2016), zeros with the given rates and ``1 / (1 - rate)`` elsewhere. One mask
-    serves the four gates (Keras draws one per gate once ``recurrent_dropout`` is set: same rates, other draws).
+    is passed) the inputs and the ``h`` that enters the recurrent kernel are multiplied by masks drawn once per
+    sequence and reused at every step (Gal & Ghahramani, 2016), zeros with the given rates and ``1 / (1 - rate)``
+    elsewhere. One mask serves every gate (Keras draws one per gate once ``recurrent_dropout`` is set: same rates,
+    other draws).
+
+    Attributes:
+        in_features, hidden_size: the input width and H, the number of units.
+        return_sequences: return every step's ``h`` (batch, time, H) rather than the final ``h`` (batch, H).
+        reverse: read the sequence from the end (the backward half of a bidirectional layer).
+        unroll: time steps per loop iteration of ``jax.lax.scan``.
+        dropout, recurrent_dropout: rates in [0, 1) of the dropout on the inputs and on ``h`` inside the recurrence.
+        dtype: the compute dtype (inputs, weights and ``h`` are cast to it); None computes in the wider of the
+            inputs' floating type and the weights' (integers are promoted).
+        cell_dtype: the dtype of a cell state ``c`` (LSTM and variants), None for the compute dtype.
+    """
+
+    name = "recurrent layer"  # how errors name the layer
+
+    def _configure(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        return_sequences: bool = True,
+        reverse: bool = False,
+        unroll: int = 1,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        dtype: jnp.dtype | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        cell_dtype: jnp.dtype | None = None,
+    ) -> None:
+        """Checks and sets the options every layer of the family has (the attributes above; ``param_dtype`` is
+        only checked: the layer creates its weights in it)."""
+        if not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in (in_features, hidden_size)
+        ):
+            raise ValueError(
+                f"{self.name}(in_features={in_features!r}, hidden_size={hidden_size!r}): both must be whole numbers "
+                ">= 1"
+            )
+        for option, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{self.name} {option} must be in [0, 1), got {rate!r}")
+        self.in_features = in_features
+        self.hidden_size = hidden_size
+        self.out_features = hidden_size
+        self.return_sequences = return_sequences
+        self.reverse = reverse
+        self.unroll = unroll
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.dtype, self.cell_dtype = floating_dtypes(dtype, param_dtype, cell_dtype)
+
+    @property
+    def params(self) -> Any:
+        """The weights as the cell's plain NamedTuple of arrays, in ``param_dtype``."""
+        raise NotImplementedError
+
+    def zeros(self, batch: int, dtype: jnp.dtype) -> Any:
+        """The cell's zero state for ``batch`` sequences computed in ``dtype``."""
+        raise NotImplementedError
+
+    def cell_step(self, params: Any, recurrent_scale: Array | None) -> Step:
+        """The cell's equations as a loop body ``(x_t, state) -> (state, gates)``, with the weights ``params`` in
+        the compute dtype and the recurrent dropout's scale (batch, H) or None."""
+        raise NotImplementedError
+
+    def zero_state(self, x: Array) -> Any:
+        """The zero state for inputs x (batch, time, in_features): each array (batch, ...), ``h`` in the compute
+        dtype and a cell state ``c`` in ``cell_dtype``."""
+        return self.zeros(x.shape[0], self._compute_dtype(x))
+
+    def _compute_dtype(self, x: Array) -> jnp.dtype:
+        """``dtype``, or the wider of x's floating type and the weights' (with float32 weights, integers and float16
+        compute in float32)."""
+        return self.dtype or jnp.promote_types(x.dtype, self.W.dtype)
+
+    def _inputs(self, x: Array) -> Array:
+        """``x`` checked, (batch, time, in_features) with at least one step, in the compute dtype."""
+        x = jnp.asarray(x)
+        if x.ndim != 3 or x.shape[-1] != self.in_features:
+            hint = "; add a batch axis, x[None]" if x.shape[-1:] == (self.in_features,) and x.ndim == 2 else ""
+            raise ValueError(f"{self.name} inputs must be (batch, time, {self.in_features}), got {x.shape}{hint}")
+        if x.shape[1] == 0:
+            raise ValueError(f"{self.name} inputs {x.shape} hold no time step; pass sequences of at least one step")
+        return x.astype(self._compute_dtype(x))
+
+    def _initial_state(self, x: Array, initial_state: Any) -> Any:
+        """The zero state, or ``initial_state`` (the cell's state NamedTuple, or its arrays as a tuple or list, as
+        Keras passes ``[h, c]`` or ``[h]``; a lone ``h`` array for a cell whose state is ``h`` alone) checked to have
+        the zero state's shapes, in its dtypes."""
+        zeros = self.zero_state(x)
+        if initial_state is None:
+            return zeros
+        fields = type(zeros)._fields
+        if len(fields) == 1 and hasattr(initial_state, "shape"):
+            initial_state = (initial_state,)
+        if len(initial_state) != len(fields):
+            raise ValueError(f"initial_state must be ({', '.join(fields)}), got {len(initial_state)} arrays")
+        for name, array, zero in zip(fields, initial_state, zeros, strict=True):
+            if jnp.shape(array) != zero.shape:
+                width = zero.shape[-1] // self.hidden_size
+                needed = f"(batch, {'' if width == 1 else width}H) = {zero.shape}"
+                raise ValueError(f"initial_state {name} must be {needed}, got {jnp.shape(array)}")
+        return type(zeros)(*(jnp.asarray(array, zero.dtype) for array, zero in zip(initial_state, zeros, strict=True)))
+
+    def _prepared(self, x: Array, initial_state: Any, mask: Array | None, lengths: Array | None) -> tuple:
+        """What a loop over ``x`` needs: the inputs checked and cast, the initial state, the (batch, time) mask or
+        None, and the weights in the compute dtype."""
+        x = self._inputs(x)
+        params = jax.tree.map(lambda weight: weight.astype(x.dtype), self.params)
+        return x, self._initial_state(x, initial_state), sequence_mask(x, mask, lengths), params
+
+    def _dropout_scales(self, x: Array, dropout_key: Array | None) -> tuple[Array | None, Array | None]:
+        """The input and recurrent dropout multipliers, (batch, in_features) and (batch, H), one per sequence; None
+        for a dropout that is off (rate 0, or no key: not training)."""
+        rates = {"input": self.dropout, "recurrent": self.recurrent_dropout}
+        widths = {"input": self.in_features, "recurrent": self.hidden_size}
+        active = [name for name, rate in rates.items() if rate > 0.0 and dropout_key is not None]
+        if not active:
+            return None, None
+        keeps = dropout_masks(dropout_key, [(x.shape[0], widths[name]) for name in active], [rates[n] for n in active])
+        scales = {name: keep.astype(x.dtype) / (1.0 - rates[name]) for name, keep in zip(active, keeps, strict=True)}
+        return scales.get("input"), scales.get("recurrent")
+
+    def loop(
+        self, params: Any, x: Array, state: Any, mask: Array | None, recurrent_scale: Array | None
+    ) -> tuple[Array, Any]:
+        """The outputs (batch, time, H) and the final state of the prepared inputs: the textbook loop of
+        :meth:`cell_step` (a layer with a fast path overrides this)."""
+        step = self.cell_step(params, recurrent_scale)
+        return scan_layer(step, x, state, reverse=self.reverse, unroll=self.unroll, mask=mask)
+
+    def scan(
+        self,
+        x: Array,
+        initial_state: Any = None,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+        dropout_key: Array | None = None,
+    ) -> tuple[Array, Any]:
+        """All outputs (batch, time, H) and the final state; the state starts at zero unless given (see
+        :meth:`_initial_state`); ``mask`` (batch, time) or ``lengths`` (batch,) skip steps; ``dropout_key`` turns
+        the layer's dropouts on.
+
+        Raises:
+            ValueError: inputs not (batch, time, in_features) with at least one step, a state, mask or lengths of
+                another shape.
+        """
+        x, state, mask, params = self._prepared(x, initial_state, mask, lengths)
+        input_scale, recurrent_scale = self._dropout_scales(x, dropout_key)
+        if input_scale is not None:
+            x = x * input_scale[:, None, :]
+        return self.loop(params, x, state, mask, recurrent_scale)
+
+    def trace(
+        self, x: Array, initial_state: Any = None, *, mask: Array | None = None, lengths: Array | None = None
+    ) -> LayerTrace:
+        """Every gate and state over x (batch, time, in_features): the textbook loop, recording each step."""
+        x, state, mask, params = self._prepared(x, initial_state, mask, lengths)
+        step = self.cell_step(params, None)
+        gates, states = scan_layer(
+            step, x, state, reverse=self.reverse, unroll=self.unroll, keep=keep_gates, mask=mask
+        )[0]
+        return LayerTrace(gates, states)
+
+    def __call__(
+        self,
+        x: Array,
+        initial_state: Any = None,
+        *,
+        mask: Array | None = None,
+        lengths: Array | None = None,
+        dropout_key: Array | None = None,
+        return_state: bool = False,
+    ) -> Any:
+        """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H); with
+        ``return_state``, also the final state (Keras's ``return_state=True``). See :meth:`scan` for the other
+        arguments."""
+        scanned = self.scan(x, initial_state, mask=mask, lengths=lengths, dropout_key=dropout_key)
+        return layer_output(self, *scanned, return_state)
+
+
+class LSTM(CellLayer):
+    """An LSTM layer: the cell's weights as NNX parameters, run over time by the fast path
+    (:func:`jaxlstm.nn.lstm_sequence`, the default) or the textbook loop (:func:`scan_lstm`).
+
+    The default initialisers are Keras's (glorot-uniform ``W``, orthogonal ``U``, unit forget bias), so that a
+    model built here trains like the tutorial's Keras model. Masks, states and dropouts are those of every layer
+    of the family (:class:`CellLayer`).
 
     Args:
         in_features: size of each input vector.
@@ -221,6 +452,8 @@ class LSTM(nnx.Module):
         rngs: source of the ``params`` key.
     """
 
+    name = "LSTM"
+
     def __init__(
         self,
         in_features: int,
@@ -241,26 +474,20 @@ class LSTM(nnx.Module):
         bias_init: Initializer = unit_forget_bias,
         rngs: nnx.Rngs,
     ):
-        if not all(
-            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in (in_features, hidden_size)
-        ):
-            raise ValueError(
-                f"LSTM(in_features={in_features!r}, hidden_size={hidden_size!r}): both must be whole numbers >= 1"
-            )
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"LSTM {name} must be in [0, 1), got {rate!r}")
-        self.in_features = in_features
-        self.hidden_size = hidden_size
-        self.out_features = hidden_size
-        self.return_sequences = return_sequences
-        self.reverse = reverse
-        self.unroll = unroll
+        self._configure(
+            in_features,
+            hidden_size,
+            return_sequences=return_sequences,
+            reverse=reverse,
+            unroll=unroll,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            cell_dtype=cell_dtype,
+        )
         self.implementation = implementation
         self.hoist_input = hoist_input
-        self.dropout = dropout
-        self.recurrent_dropout = recurrent_dropout
-        self.dtype, self.cell_dtype = floating_dtypes(dtype, param_dtype, cell_dtype)
         self.W = nnx.Param(kernel_init(rngs.params(), (in_features, 4 * hidden_size), param_dtype))
         self.U = nnx.Param(recurrent_init(rngs.params(), (hidden_size, 4 * hidden_size), param_dtype))
         self.b = nnx.Param(bias_init(rngs.params(), (4 * hidden_size,), param_dtype))
@@ -270,94 +497,22 @@ class LSTM(nnx.Module):
         """The weights as a plain :class:`~jaxlstm.nn.LSTMParams`, in ``param_dtype``."""
         return LSTMParams(W=self.W[...], U=self.U[...], b=self.b[...])
 
-    def zero_state(self, x: Array) -> LSTMState:
-        """The zero ``(h, c)`` for inputs x (batch, time, in_features): each (batch, H), ``h`` in the compute
-        dtype and ``c`` in ``cell_dtype``."""
-        compute = self._compute_dtype(x)
-        zeros = LSTMState.zeros(x.shape[:1], self.hidden_size, compute)
-        return zeros._replace(c=zeros.c.astype(self.cell_dtype or compute))
+    def zeros(self, batch: int, dtype: jnp.dtype) -> LSTMState:
+        """The zero ``(h, c)``, each (batch, H): ``h`` in ``dtype``, ``c`` in ``cell_dtype`` (or ``dtype``)."""
+        zeros = LSTMState.zeros((batch,), self.hidden_size, dtype)
+        return zeros._replace(c=zeros.c.astype(self.cell_dtype or dtype))
 
-    def _compute_dtype(self, x: Array) -> jnp.dtype:
-        """``dtype``, or the wider of x's floating type and the weights' (with float32 weights, integers and float16
-        compute in float32)."""
-        return self.dtype or jnp.promote_types(x.dtype, self.W.dtype)
+    def cell_step(self, params: LSTMParams, recurrent_scale: Array | None) -> Step:
+        """The textbook step, :func:`lstm_layer_step`."""
+        return lstm_layer_step(params, recurrent_scale)
 
-    def _inputs(self, x: Array) -> Array:
-        """``x`` checked, (batch, time, in_features) with at least one step, in the compute dtype."""
-        x = jnp.asarray(x)
-        if x.ndim != 3 or x.shape[-1] != self.in_features:
-            hint = "; add a batch axis, x[None]" if x.shape[-1:] == (self.in_features,) and x.ndim == 2 else ""
-            raise ValueError(f"LSTM inputs must be (batch, time, {self.in_features}), got {x.shape}{hint}")
-        if x.shape[1] == 0:
-            raise ValueError(f"LSTM inputs {x.shape} hold no time step; pass sequences of at least one step")
-        return x.astype(self._compute_dtype(x))
-
-    def _initial_state(self, x: Array, initial_state: LSTMState | Sequence[Array] | None) -> LSTMState:
-        """The zero state, or ``initial_state`` (an :class:`~jaxlstm.nn.LSTMState`, or ``(h, c)`` as a tuple or
-        list) checked to be (batch, H) each, in the zero state's dtypes."""
-        zeros = self.zero_state(x)
-        if initial_state is None:
-            return zeros
-        if len(initial_state) != 2:
-            raise ValueError(f"initial_state must be (h, c), got {len(initial_state)} arrays")
-        needed = (x.shape[0], self.hidden_size)
-        for name, array in zip(("h", "c"), initial_state, strict=True):
-            if jnp.shape(array) != needed:
-                raise ValueError(f"initial_state {name} must be (batch, H) = {needed}, got {jnp.shape(array)}")
-        return LSTMState(*(jnp.asarray(array, zero.dtype) for array, zero in zip(initial_state, zeros, strict=True)))
-
-    def _prepared(
-        self, x: Array, initial_state: Any, mask: Array | None, lengths: Array | None
-    ) -> tuple[Array, LSTMState, Array | None, LSTMParams]:
-        """What a loop over ``x`` needs: the inputs checked and cast, the initial state, the (batch, time) mask or
-        None, and the weights in the compute dtype."""
-        x = self._inputs(x)
-        params = jax.tree.map(lambda weight: weight.astype(x.dtype), self.params)
-        return x, self._initial_state(x, initial_state), sequence_mask(x, mask, lengths), params
-
-    def _dropout_scales(self, x: Array, dropout_key: Array | None) -> tuple[Array | None, Array | None]:
-        """The input and recurrent dropout multipliers, (batch, in_features) and (batch, H), one per sequence; None
-        for a dropout that is off (rate 0, or no key: not training)."""
-        rates = {"input": self.dropout, "recurrent": self.recurrent_dropout}
-        widths = {"input": self.in_features, "recurrent": self.hidden_size}
-        active = [name for name, rate in rates.items() if rate > 0.0 and dropout_key is not None]
-        if not active:
-            return None, None
-        keeps = dropout_masks(dropout_key, [(x.shape[0], widths[name]) for name in active], [rates[n] for n in active])
-        scales = {name: keep.astype(x.dtype) / (1.0 - rates[name]) for name, keep in zip(active, keeps, strict=True)}
-        return scales.get("input"), scales.get("recurrent")
-
-    def scan(
-        self,
-        x: Array,
-        initial_state: LSTMState | Sequence[Array] | None = None,
-        *,
-        mask: Array | None = None,
-        lengths: Array | None = None,
-        dropout_key: Array | None = None,
+    def loop(
+        self, params: LSTMParams, x: Array, state: LSTMState, mask: Array | None, recurrent_scale: Array | None
     ) -> tuple[Array, LSTMState]:
-        """All outputs (batch, time, H) and the final state; the state starts at zero unless given (as an
-        :class:`~jaxlstm.nn.LSTMState` or an ``(h, c)`` tuple or list, each (batch, H)); ``mask`` (batch, time)
-        or ``lengths`` (batch,) skip steps; ``dropout_key`` turns the layer's dropouts on.
-
-        Raises:
-            ValueError: inputs not (batch, time, in_features) with at least one step, a state, mask or lengths of
-                another shape.
-        """
-        x, state, mask, params = self._prepared(x, initial_state, mask, lengths)
-        input_scale, recurrent_scale = self._dropout_scales(x, dropout_key)
-        if input_scale is not None:
-            x = x * input_scale[:, None, :]
+        """The fast path, :func:`~jaxlstm.nn.lstm_sequence`, unless the layer is ``textbook`` or forward-mode
+        differentiation is running."""
         if self.implementation == "textbook" or forward_mode_active():
-            return scan_lstm(
-                params,
-                x,
-                state,
-                reverse=self.reverse,
-                unroll=self.unroll,
-                mask=mask,
-                recurrent_scale=recurrent_scale,
-            )
+            return super().loop(params, x, state, mask, recurrent_scale)
         outputs, final_state = lstm_sequence(
             params,
             jnp.swapaxes(x, 0, 1),
@@ -369,37 +524,6 @@ class LSTM(nnx.Module):
             recurrent_scale,
         )
         return jnp.swapaxes(outputs, 0, 1), final_state
-
-    def trace(
-        self,
-        x: Array,
-        initial_state: LSTMState | Sequence[Array] | None = None,
-        *,
-        mask: Array | None = None,
-        lengths: Array | None = None,
-    ) -> LayerTrace:
-        """Every gate and state over x (batch, time, in_features): the textbook loop, recording each step."""
-        x, state, mask, params = self._prepared(x, initial_state, mask, lengths)
-        gates, states = scan_lstm(
-            params, x, state, reverse=self.reverse, unroll=self.unroll, record="gates", mask=mask
-        )[0]
-        return LayerTrace(gates, states)
-
-    def __call__(
-        self,
-        x: Array,
-        initial_state: LSTMState | Sequence[Array] | None = None,
-        *,
-        mask: Array | None = None,
-        lengths: Array | None = None,
-        dropout_key: Array | None = None,
-        return_state: bool = False,
-    ) -> Array | tuple[Array, LSTMState]:
-        """Outputs (batch, time, H) with ``return_sequences``, else the final ``h`` (batch, H); with
-        ``return_state``, also the final :class:`~jaxlstm.nn.LSTMState` (Keras's ``return_state=True``). See
-        :meth:`scan` for the other arguments."""
-        scanned = self.scan(x, initial_state, mask=mask, lengths=lengths, dropout_key=dropout_key)
-        return layer_output(self, *scanned, return_state)
 
 
 def floating_dtypes(
@@ -430,8 +554,11 @@ def layer_output(layer: Any, outputs: Array, final_state: LSTMState, return_stat
     return (output, final_state) if return_state else output
 
 
-def merge(forward: Array, backward: Array, mode: MergeMode) -> Array:
-    """Combines the two directions' outputs as Keras's ``Bidirectional(merge_mode=...)`` does."""
+def merge(forward: Array, backward: Array, mode: MergeMode | None) -> Array | tuple[Array, Array]:
+    """Combines the two directions' outputs as Keras's ``Bidirectional(merge_mode=...)`` does; ``None`` keeps them
+    apart, ``(forward, backward)``."""
+    if mode is None:
+        return forward, backward
     if mode == "concat":
         return jnp.concatenate([forward, backward], axis=-1)
     if mode == "sum":
@@ -451,16 +578,19 @@ class Bidirectional(nnx.Module):
     Args:
         forward_layer: a layer with ``reverse=False``.
         backward_layer: the same kind of layer with ``reverse=True`` and the same ``return_sequences``.
-        merge_mode: ``concat`` (default, as in Keras), ``sum``, ``mul`` or ``ave``.
+        merge_mode: ``concat`` (default, as in Keras), ``sum``, ``mul``, ``ave``, or None: the two outputs apart,
+            ``(forward, backward)``, as Keras's ``merge_mode=None`` returns them (such a layer can only end a stack).
     """
 
-    def __init__(self, forward_layer: RecurrentLayer, backward_layer: RecurrentLayer, merge_mode: MergeMode = "concat"):
+    def __init__(
+        self, forward_layer: RecurrentLayer, backward_layer: RecurrentLayer, merge_mode: MergeMode | None = "concat"
+    ):
         if forward_layer.reverse or not backward_layer.reverse:
             raise ValueError("Bidirectional needs a forward layer (reverse=False) and a backward one (reverse=True)")
         if forward_layer.return_sequences != backward_layer.return_sequences:
             raise ValueError("Bidirectional needs both layers to agree on return_sequences")
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(MERGE_MODES)}")
+        if merge_mode is not None and merge_mode not in MERGE_MODES:
+            raise ValueError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(MERGE_MODES)} or None")
         self.forward_layer = forward_layer
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
@@ -479,8 +609,9 @@ class Bidirectional(nnx.Module):
         dropout_key: Array | None = None,
         return_state: bool = False,
     ) -> Any:
-        """Merged outputs: (batch, time, out_features) or (batch, out_features); with ``return_state``, also the
-        final ``(forward_state, backward_state)``. With a ``mask`` (batch, time) or ``lengths`` (batch,), each
+        """Merged outputs: (batch, time, out_features) or (batch, out_features) (``merge_mode=None``: the pair
+        ``(forward, backward)``, each that shape); with ``return_state``, also the final
+        ``(forward_state, backward_state)``. With a ``mask`` (batch, time) or ``lengths`` (batch,), each
         direction skips the masked steps (the backward one starts at each sequence's last valid step) and, as in
         Keras, the sequence outputs are zero there; ``dropout_key`` turns the layers' own dropouts on."""
         mask = sequence_mask(x, mask, lengths)
@@ -595,8 +726,15 @@ class Stacked(nnx.Module):
         for index, layer in enumerate(layers[:-1]):
             if not layer.return_sequences:
                 raise ValueError(f"layer {index} of a stack must return sequences: the next layer reads them")
+            if isinstance(layer, Bidirectional) and layer.merge_mode is None:
+                raise ValueError(
+                    f"layer {index} of a stack keeps its two directions apart (merge_mode=None): only "
+                    "the last layer can; merge them for the next layer to read"
+                )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if dropout > 0.0 and isinstance(layers[-1], Bidirectional) and layers[-1].merge_mode is None:
+            raise ValueError("a stack's dropout needs merged outputs; its last layer keeps two (merge_mode=None)")
         self.layers = nnx.List(layers)
         self.dropout_rate = dropout
         self.out_features = layers[-1].out_features

@@ -26,9 +26,12 @@ from flax import nnx
 
 from jaxlstm.config import ModelConfig
 from jaxlstm.nn.convlstm import ConvLSTM1D, to_subsequences
-from jaxlstm.nn.layers import LSTM, Bidirectional, LayerTrace, RecurrentLayer, Stacked
+from jaxlstm.nn.gru import GRU
+from jaxlstm.nn.layers import LSTM, Bidirectional, CellLayer, LayerTrace, RecurrentLayer, Stacked
+from jaxlstm.nn.rnn import SimpleRNN
+from jaxlstm.nn.variants import LSTMVariant
 
-__all__ = ["Forecaster", "count_parameters", "recurrent_layers"]
+__all__ = ["Forecaster", "cell_layer", "count_parameters", "recurrent_layers"]
 
 Array = jax.Array
 
@@ -36,7 +39,8 @@ Array = jax.Array
 def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[RecurrentLayer], int]:
     """The recurrent layers of ``config``'s model, in order, and the width of the last one's output, flattened.
 
-    ``vanilla``/``stacked``: LSTM layers; ``bidirectional``: each LSTM in a :class:`~jaxlstm.nn.Bidirectional`;
+    ``vanilla``/``stacked``: layers of ``config.cell`` (:func:`cell_layer`); ``bidirectional``: each in a
+    :class:`~jaxlstm.nn.Bidirectional`;
     ``conv``: ConvLSTM1D layers reading sub-sequences of ``subsequence_length`` days. Every layer but the last
     returns sequences.
     """
@@ -60,20 +64,26 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
         return layers, math.prod(shape)
     in_features = config.n_features
     for index in range(config.layers):
-        options = {
-            "return_sequences": index < config.layers - 1,
-            "unroll": config.unroll,
-            "implementation": config.implementation,
-            "hoist_input": config.hoist_input,
-            **mixed,
-            "rngs": rngs,
-        }
-        layer: RecurrentLayer = LSTM(in_features, config.units, **options)
+        options = {"return_sequences": index < config.layers - 1, "unroll": config.unroll, **mixed, "rngs": rngs}
+        layer: RecurrentLayer = cell_layer(config, in_features, **options)
         if config.arch == "bidirectional":
-            layer = Bidirectional(layer, LSTM(in_features, config.units, reverse=True, **options))
+            layer = Bidirectional(layer, cell_layer(config, in_features, reverse=True, **options))
         layers.append(layer)
         in_features = layer.out_features
     return layers, in_features
+
+
+def cell_layer(config: ModelConfig, in_features: int, **options: Any) -> CellLayer:
+    """One layer of ``config.cell`` reading ``in_features``, with ``config.units`` units and the layer ``options``:
+    an :class:`~jaxlstm.nn.LSTM` (with the fast-path choices), a :class:`~jaxlstm.nn.GRU`, a
+    :class:`~jaxlstm.nn.SimpleRNN` or an :class:`~jaxlstm.nn.LSTMVariant`."""
+    if config.cell == "lstm":
+        fast_path = {"implementation": config.implementation, "hoist_input": config.hoist_input}
+        return LSTM(in_features, config.units, **fast_path, **options)
+    if config.cell in ("gru", "rnn"):
+        options.pop("cell_dtype", None)  # no cell state
+        return (GRU if config.cell == "gru" else SimpleRNN)(in_features, config.units, **options)
+    return LSTMVariant(in_features, config.units, config.cell, **options)
 
 
 class Forecaster(nnx.Module):
