@@ -211,3 +211,17 @@ def test_the_conv_architecture_refuses_other_cells() -> None:
 def test_the_configuration_names_every_cell_of_the_family() -> None:
     """config.py imports no JAX, so it lists the cells itself: the same as the family's."""
     assert ("lstm", "gru", "rnn", *VARIANTS) == CELLS
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn", "np", "cifg", "fgr"])
+def test_every_cell_trains_in_the_many_models_program(cell: str) -> None:
+    """fit_ensemble trains two seeds of each cell in one program, and model 1 is fit of seed 1 alone."""
+    from jaxlstm.training import fit_ensemble
+
+    x = np.random.default_rng(0).normal(size=(40, 6, 2)).astype(np.float32)
+    y = x[:, 0, 0] + x[:, -1, 1]
+    model_config = preset("vanilla", cell=cell, units=4, dropout=0.0, n_features=2)
+    ensemble = fit_ensemble(model_config, x, y, TrainConfig(epochs=2, batch_size=20, learning_rate=0.01), [0, 1])
+    alone = Forecaster(model_config, rngs=nnx.Rngs(1))
+    fit(alone, x, y, TrainConfig(epochs=2, batch_size=20, learning_rate=0.01, seed=1, devices=1), progress=False)
+    np.testing.assert_allclose(ensemble.models[1](x), alone(x), atol=1e-5)

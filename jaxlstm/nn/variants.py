@@ -75,15 +75,15 @@ class VariantParams(NamedTuple):
         W: input kernel, (in_features, kH): the k blocks the variant has, in the order i, f, g, o.
         U: recurrent kernel, (H, kH).
         b: bias, (kH,).
-        peepholes: (m, H), one row per sigmoid gate the variant has (order i, f, o); (0, H) for ``np``.
-        gate_recurrence: ``fgr``: ``R`` (3H, 3H), from the last step's gates i, f, o to this step's; else (0, 0).
+        peepholes: (m, H), one row per sigmoid gate the variant has (order i, f, o); None for ``np``.
+        gate_recurrence: ``fgr``: ``R`` (3H, 3H), from the last step's gates i, f, o to this step's; else None.
     """
 
     W: Array
     U: Array
     b: Array
-    peepholes: Array
-    gate_recurrence: Array
+    peepholes: Array | None
+    gate_recurrence: Array | None
 
 
 def variant_blocks(variant: Variant) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -130,7 +130,7 @@ def variant_update(
             ("input", "forget", "output"), jnp.split(state.gates @ params.gate_recurrence, 3, axis=-1), strict=True
         ):
             z[name] = z[name] + recurrent
-    peephole = dict(zip(peephole_gates, params.peepholes, strict=True))
+    peephole = {} if params.peepholes is None else dict(zip(peephole_gates, params.peepholes, strict=True))
     one = jnp.ones_like(state.c)
 
     def gate(name: str, c: Array) -> Array:
@@ -188,20 +188,23 @@ class LSTMVariant(CellLayer):
         self.W = nnx.Param(GLOROT_UNIFORM(rngs.params(), (in_features, width), param_dtype))
         self.U = nnx.Param(ORTHOGONAL(rngs.params(), (hidden_size, width), param_dtype))
         self.b = nnx.Param(bias.reshape(width))
-        self.peepholes = nnx.Param(jnp.zeros((len(peephole_gates), hidden_size), param_dtype))
-        self.gate_recurrence = nnx.Param(jnp.zeros((recurrence, recurrence), param_dtype))
+        # no zero-size weights for what a variant lacks: they have nothing to train, and the many-models program
+        # reshapes every weight
+        self.peepholes = (
+            nnx.Param(jnp.zeros((len(peephole_gates), hidden_size), param_dtype)) if peephole_gates else None
+        )
+        self.gate_recurrence = nnx.Param(jnp.zeros((recurrence, recurrence), param_dtype)) if recurrence else None
 
     @property
     def params(self) -> VariantParams:
         """The weights as a plain :class:`VariantParams`."""
-        return VariantParams(
-            *(weight[...] for weight in (self.W, self.U, self.b, self.peepholes, self.gate_recurrence))
-        )
+        optional = (None if weight is None else weight[...] for weight in (self.peepholes, self.gate_recurrence))
+        return VariantParams(self.W[...], self.U[...], self.b[...], *optional)
 
     def zeros(self, batch: int, dtype: jnp.dtype) -> VariantState:
         """The zero ``(h, c, gates)``: (batch, H) in ``dtype``, ``c`` in ``cell_dtype``, gates (batch, 3H or 0)."""
         zeros = jnp.zeros((batch, self.hidden_size), dtype)
-        gates = jnp.zeros((batch, self.gate_recurrence.shape[0]), dtype)
+        gates = jnp.zeros((batch, 3 * self.hidden_size if self.variant == "fgr" else 0), dtype)
         return VariantState(zeros, zeros.astype(self.cell_dtype or dtype), gates)
 
     def cell_step(self, params: VariantParams, recurrent_scale: Array | None) -> Step:
