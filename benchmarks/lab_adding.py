@@ -5,7 +5,7 @@ A first finding of the gate lab (docs/lab.md), until ``jaxlstm lab`` takes it ov
     .venv/bin/python benchmarks/lab_adding.py                          # T = 50; lstm, gru, rnn; 3 seeds
     .venv/bin/python benchmarks/lab_adding.py --lags 50,100 --cells lstm,rnn,cifg,nfg --seeds 5
 
-Writes benchmarks/results/<machine>/lab_adding.json and prints a table.
+Writes benchmarks/results/<machine>/lab_adding.json (or ``--name``.json) and prints a table.
 """
 
 import argparse
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--name", default="lab_adding", help="results file name (default: lab_adding)")
     args = parser.parse_args()
     env = environment()
     print_environment(env)
@@ -66,8 +67,8 @@ def main() -> None:
         "baseline": 1 / 6,
         "updates": args.epochs * -(-args.samples // args.batch_size),
     }
-    folder = write_results("lab_adding", {"environment": env, "settings": settings, "rows": rows})
-    print(f"wrote {folder / 'lab_adding.json'}")
+    folder = write_results(args.name, {"environment": env, "settings": settings, "rows": rows})
+    print(f"wrote {folder / args.name}.json")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 (one weight matrix per gate), a NumPy tanh RNN, and finite differences in float64; the `gates`/`gradflow` commands."""
 
 import json
+import re
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -58,7 +59,8 @@ def test_trace_reproduces_every_layer_output_and_the_prediction(traced) -> None:
     directions = ("forward", "backward") if bidirectional else ("forward",)
     assert all(isinstance(t, GateTrace) for t in traces)
     assert [(t.layer, t.direction) for t in traces] == [(k, d) for k in range(2) for d in directions]
-    assert all(getattr(t, name).shape == (3, 12, 5) for t in traces for name in GateTrace._fields[2:])
+    assert all(list(t.series) == ["input", "forget", "candidate", "output", "c", "h"] for t in traces)
+    assert all(values.shape == (3, 12, 5) for t in traces for values in t.series.values())
     inputs = jnp.asarray(x)
     for index, layer in enumerate(model.recurrent.layers):  # the layers' own forward pass, no dropout
         outputs = layer(inputs)
@@ -208,6 +210,31 @@ def test_gates_date_picks_the_window_before_that_day(run_dir: Path, tmp_path: Pa
     first, last = rows["Date"].iloc[140], rows["Date"].iloc[199]
     assert f"window {first}..{last} -> forecasts {day}" in capsys.readouterr().out
     assert (tmp_path / "gates-layer1-forward.png").read_bytes()[:8] == PNG
+
+
+def test_gates_html_of_a_gru_run_writes_its_own_gates_and_the_page(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "gru"
+    train = ["train", "--arch", "vanilla", "--cell", "gru", "--units", "4", "--epochs", "1", "--quiet", "--out"]
+    assert main([*train, str(out)]) == 0
+    capsys.readouterr()
+    assert main(["gates", "--run", str(out), "--html"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean z  mean r  mean n  max |h|" in printed and "wrote 3 files" in printed
+    page = (out / "gates" / "gates.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "update gate z" in page and " src=" not in page
+    [data] = re.findall(r'<script type="application/json" id="explorer-data">(.*?)</script>', page, re.S)
+    data = json.loads(data)
+    assert data["steps"] == 60 and data["inputs"]["names"] == ["Open"] and len(data["labels"]) == 60
+    names = [series["name"] for series in data["layers"][0]["series"]]
+    assert names == ["update gate z", "reset gate r", "candidate n", "hidden state h"]
+
+
+def test_gates_html_refuses_a_conv_run_before_writing_a_page(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "conv"
+    assert main(["train", "--arch", "conv", "--units", "2", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert main(["gates", "--run", str(out), "--html", "--out", str(tmp_path / "g")]) == 2
+    assert "drop --html" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize(

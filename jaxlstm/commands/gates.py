@@ -1,4 +1,5 @@
-"""``jaxlstm gates``: every gate of a trained run over one window, as heatmaps and state lines."""
+"""``jaxlstm gates``: every gate of a trained run over one window, as heatmaps and state lines, and with ``--html`` a
+gate explorer page to move through in a browser."""
 
 import argparse
 from pathlib import Path
@@ -14,10 +15,11 @@ def add_parser(commands: Any) -> None:
     """Registers ``jaxlstm gates``."""
     parser = commands.add_parser(
         "gates",
-        help="plot every gate of a trained run over one window (heatmaps and state lines)",
-        description="Trace the input, forget, candidate and output gates and the states c and h of every layer and "
-        "direction over one window of the run's data, and write one heatmap figure (gate x unit x day) and one "
-        "line plot of c and h per layer and direction.",
+        help="plot every gate of a trained run over one window (heatmaps, state lines, --html explorer)",
+        description="Trace every gate and state of every layer and direction (the LSTM's i, f, g, o, c, h; the "
+        "GRU's z, r, n, h; the RNN's h) over one window of the run's data, and write one heatmap figure (gate x unit "
+        "x day) and one line plot of the states per layer and direction; with --html also gates.html, one "
+        "self-contained page (no network) with sliders over the days and units.",
     )
     parser.add_argument("--run", type=Path, required=True, help="run directory written by `jaxlstm train`")
     add_data_source(parser)
@@ -30,6 +32,9 @@ def add_parser(commands: Any) -> None:
     )
     which.add_argument("--date", help="the window that forecasts this day, YYYY-MM-DD")
     parser.add_argument("--out", type=Path, help="directory for the PNG files (default: RUN/gates)")
+    parser.add_argument(
+        "--html", action="store_true", help="also write gates.html: the gate explorer, to open in any browser"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -64,7 +69,9 @@ def run(args: argparse.Namespace) -> None:
     start_jax()
     import numpy as np
 
-    from jaxlstm.introspect import GATE_NAMES, trace_gates
+    from jaxlstm.fileio import write_atomic
+    from jaxlstm.introspect import trace_gates
+    from jaxlstm.introspect.explorer import explorer_html, trace_layers
     from jaxlstm.runs import GATES_DIR, load_run
     from jaxlstm.runs.plots import plot_gate_heatmaps, plot_states
 
@@ -73,6 +80,8 @@ def run(args: argparse.Namespace) -> None:
     x, targets = run.windows(frame)
     index = _choose_window(args, targets)
     config = run.config.model
+    if args.html and config.arch == "conv":
+        raise ConfigError("--html draws one value per unit and step; a conv run's gates are per position: drop --html")
     dates = frame.index[index : index + run.config.data.window]
     traces = trace_gates(run.model, x[index : index + 1])
     out = output_directory(args.out or args.run / GATES_DIR)
@@ -84,7 +93,9 @@ def run(args: argparse.Namespace) -> None:
         labels, xlabel = [str(day.date()) for day in dates], "input day (time step)"
     prices = run.feature_scaler.inverse_transform(x[index])
     span = f"window {dates[0].date()}..{dates[-1].date()} -> forecasts {targets[index].date()}"
-    print(f"{'layer':>5} {'direction':9} {'mean i':>7} {'mean f':>7} {'mean g':>7} {'mean o':>7} {'max |c|':>8}")
+    header = " ".join(f"{'mean ' + traces[0].labels[gate].split()[-1]:>7}" for gate in traces[0].gates)
+    first_state = next(iter(traces[0].states))  # c for an LSTM, h for the GRU and the RNN
+    print(f"{'layer':>5} {'direction':9} {header} {'max |' + first_state + '|':>8}")
     written = 0
     for trace in traces:
         name = f"layer{trace.layer}-{trace.direction}"
@@ -93,6 +104,17 @@ def run(args: argparse.Namespace) -> None:
         features = run.config.data.features
         plot_states(trace, labels, out / f"states-{name}.png", title=title, inputs=prices, input_names=features)
         written += 2
-        means = " ".join(f"{float(np.mean(getattr(trace, gate))):7.3f}" for gate in GATE_NAMES)
-        print(f"{trace.layer:>5} {trace.direction:9} {means} {float(np.abs(trace.c).max()):8.3f}")
-    print(f"{span}; wrote {plural(written, 'figure')} to {out}/")
+        means = " ".join(f"{float(np.mean(values)):7.3f}" for values in trace.gates.values())
+        print(f"{trace.layer:>5} {trace.direction:9} {means} {float(np.abs(trace.states[first_state]).max()):8.3f}")
+    if args.html:
+        page = explorer_html(
+            prices,
+            trace_layers(traces),
+            feature_names=run.config.data.features,
+            time_labels=labels,
+            title=f"{args.run.name}: the gates of {span}",
+            notes=f"{config.arch} {traces[0].cell}, {plural(len(traces), 'layer direction')}; inputs in price units",
+        )
+        write_atomic(out / "gates.html", page.encode())
+        written += 1
+    print(f"{span}; wrote {plural(written, 'file')} to {out}/")

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from jaxlstm.fileio import atomic_path
 from jaxlstm.introspect import GateTrace
+from jaxlstm.introspect.gates import SIGNED
 from jaxlstm.training import History
 
 __all__ = [
@@ -98,18 +99,15 @@ def plot_gate_heatmaps(
     sample: int = 0,
     xlabel: str = "input day (time step)",
 ) -> None:
-    """One figure, six panels: the gates i, f, g, o and the states c, h of one window, as units x time images."""
+    """One figure, one panel per gate and state of one window (the LSTM's i, f, g, o, c, h; the GRU's z, r, n, h),
+    as units x time images."""
     panels = [  # colour scales fit each panel's values (gates: their range; signed values: symmetric about 0)
-        ("input gate i", trace.input, "viridis", False),
-        ("forget gate f", trace.forget, "viridis", False),
-        ("cell candidate g", trace.candidate, "RdBu_r", True),
-        ("output gate o", trace.output, "viridis", False),
-        ("cell state c", trace.c, "RdBu_r", True),
-        ("hidden state h", trace.h, "RdBu_r", True),
+        (trace.labels[name], values, "RdBu_r" if name in SIGNED else "viridis", name in SIGNED)
+        for name, values in trace.series.items()
     ]
     units = "unit" if trace.h.ndim == 3 else f"position x filter ({' x '.join(map(str, trace.h.shape[2:]))})"
-    fig = Figure(figsize=(10, 14))
-    axes = fig.subplots(len(panels), 1, sharex=True)  # a manual layout: faster to draw than "constrained"
+    fig = Figure(figsize=(10, 2.3 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]  # a manual layout: faster than "constrained"
     fig.subplots_adjust(left=0.07, right=0.95, top=0.94, bottom=0.08, hspace=0.3)
     for ax, (name, values, cmap, signed) in zip(axes, panels, strict=True):
         image = np.asarray(values[sample]).reshape(len(time_labels), -1).T  # (units, time)
@@ -135,10 +133,12 @@ def plot_states(
     input_names: Sequence[str] = (),
     sample: int = 0,
 ) -> None:
-    """Line plots over the window: the input (price units) when given, then ``c`` and ``h`` of every unit."""
-    rows = 3 if inputs is not None else 2
+    """Line plots over the window: the input (price units) when given, then the states (``c`` if the cell has one,
+    and ``h``) of every unit."""
+    states = [(trace.labels[name], values) for name, values in trace.states.items()]
+    rows = len(states) + (inputs is not None)
     fig = Figure(figsize=(10, 3 * rows + 1), layout="constrained")
-    axes = fig.subplots(rows, 1, sharex=True)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     steps = np.arange(len(time_labels))
     if inputs is not None:
         for column, name in enumerate(input_names):
@@ -146,7 +146,7 @@ def plot_states(
             axes[0].plot(days, inputs[:, column], label=name)
         axes[0].set(ylabel="price", title="input window")
         axes[0].legend(fontsize=8)
-    for ax, name, values in ((axes[-2], "cell state c", trace.c), (axes[-1], "hidden state h", trace.h)):
+    for ax, (name, values) in zip(axes[-len(states) :], states, strict=True):
         lines = np.asarray(values[sample]).reshape(len(time_labels), -1)
         ax.plot(steps, lines, linewidth=0.7, alpha=0.6)
         ax.axhline(0, color="black", linewidth=0.5)
