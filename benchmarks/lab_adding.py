@@ -1,5 +1,5 @@
 """The adding problem (Arjovsky et al. 2016, sec. 4.2) for cells of the family: every seed of a (cell, lag) trained
-in one program by :func:`jaxlstm.introspect.lab.adding_sweep`, scored on fresh sequences against the 1/6 baseline.
+in one program by :func:`jaxlstm.introspect.lab.lab_sweep`, scored on fresh sequences against the 1/6 baseline.
 A first finding of the gate lab (docs/lab.md), until ``jaxlstm lab`` takes it over.
 
     .venv/bin/python benchmarks/lab_adding.py                          # T = 50; lstm, gru, rnn; 3 seeds
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, print_environment, write_results  # noqa: E402
 
 from jaxlstm.config import TrainConfig  # noqa: E402
-from jaxlstm.introspect.lab import SOLVED_MSE, adding_sweep  # noqa: E402
+from jaxlstm.introspect.lab import LAB_TASKS, lab_sweep  # noqa: E402
 
 
 def main() -> None:
@@ -33,19 +33,28 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--clip-norm", type=float, help="clip gradients to this global norm (default: off)")
     parser.add_argument("--name", default="lab_adding", help="results file name (default: lab_adding)")
     args = parser.parse_args()
     env = environment()
     print_environment(env)
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=0)
+    train = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        clip_norm=args.clip_norm,
+        seed=0,
+    )
     rows = []
     for lag in (int(text) for text in args.lags.split(",")):
         for cell in args.cells.split(","):
-            result = adding_sweep(cell, lag, range(args.seeds), units=args.units, samples=args.samples, train=train)
+            result = lab_sweep(
+                "adding", cell, lag, range(args.seeds), units=args.units, samples=args.samples, train=train
+            )
             row = {
                 "cell": cell,
                 "lag": lag,
-                "test_mse": result.test_mse.tolist(),
+                "test_mse": result.test_score.tolist(),
                 "solved": int(result.solved.sum()),
                 "seeds": args.seeds,
                 "updates_to_solve": result.updates_to_solve,
@@ -54,7 +63,7 @@ def main() -> None:
                 "compile_seconds": result.compile_seconds,
             }
             rows.append(row)
-            mse = ", ".join(f"{value:.4f}" for value in result.test_mse)
+            mse = ", ".join(f"{value:.4f}" for value in result.test_score)
             print(
                 f"T={lag:<4} {cell:<8} test MSE {mse}  solved {row['solved']}/{args.seeds}  updates to solve "
                 f"{result.updates_to_solve}  ({result.train_seconds:.0f} s for all seeds, compile "
@@ -63,7 +72,7 @@ def main() -> None:
             )
     settings = {
         **vars(args),
-        "solved_below": SOLVED_MSE,
+        "solved_below": LAB_TASKS["adding"].solved_below,
         "baseline": 1 / 6,
         "updates": args.epochs * -(-args.samples // args.batch_size),
     }

@@ -18,6 +18,7 @@ from jaxlstm.introspect import GateTrace, decay_per_step, gradient_flow, set_for
 from jaxlstm.nn.layers import LSTM, Bidirectional
 from jaxlstm.nn.models import Forecaster
 from jaxlstm.nn.rnn import RNNForecaster
+from jaxlstm.runs import load_run
 from tests import numpy_lstm
 from tests.conftest import BUNDLED
 
@@ -227,6 +228,19 @@ def test_gates_html_of_a_gru_run_writes_its_own_gates_and_the_page(tmp_path: Pat
     assert data["steps"] == 60 and data["inputs"]["names"] == ["Open"] and len(data["labels"]) == 60
     names = [series["name"] for series in data["layers"][0]["series"]]
     assert names == ["update gate z", "reset gate r", "candidate n", "hidden state h"]
+
+
+def test_gates_stats_writes_saturation_and_connectivity_and_prints_the_shares(run_dir: Path, tmp_path: Path, capsys):
+    assert main(["gates", "--run", str(run_dir), "--stats", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "saturation.png").read_bytes()[:8] == PNG
+    assert (tmp_path / "connectivity.png").read_bytes()[:8] == PNG
+    run = load_run(run_dir)
+    x, _ = run.windows(load_prices(BUNDLED / "GOOG.csv").iloc[-230:])
+    [forget] = [t.forget for t in trace_gates(run.model, x) if t.layer == 1]
+    left, right = float(np.mean(np.asarray(forget) < 0.1)), float(np.mean(np.asarray(forget) > 0.9))
+    assert f"layer 1 forward  forget gate f   {left:.3f} /  {right:.3f}" in printed
+    assert f"{len(x)} windows" in printed
 
 
 def test_gates_html_refuses_a_conv_run_before_writing_a_page(tmp_path: Path, capsys) -> None:

@@ -15,12 +15,12 @@ import warnings
 from collections.abc import Sequence
 
 from jaxlstm import __version__
-from jaxlstm.commands import backtest, convert, fetch, forecast, gates, gradflow, predict, train
+from jaxlstm.commands import backtest, convert, fetch, forecast, gates, gradflow, lab, predict, train
 from jaxlstm.errors import JaxlstmError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (train, predict, backtest, forecast, gates, gradflow, convert, fetch)
+COMMANDS = (train, predict, backtest, forecast, gates, gradflow, lab, convert, fetch)
 """The subcommands, in the order ``jaxlstm --help`` lists them; each has ``add_parser`` and ``run``."""
 
 

@@ -35,6 +35,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--html", action="store_true", help="also write gates.html: the gate explorer, to open in any browser"
     )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="also write saturation.png (each gate's share of steps below 0.1 and above 0.9, per unit, over every "
+        "window of the data; Karpathy et al. 2015) and connectivity.png (|| d h_t / d x_s || over the window)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -70,10 +76,10 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from jaxlstm.fileio import write_atomic
-    from jaxlstm.introspect import trace_gates
+    from jaxlstm.introspect import LEFT, RIGHT, connectivity, saturation, trace_gates
     from jaxlstm.introspect.explorer import explorer_html, trace_layers
     from jaxlstm.runs import GATES_DIR, load_run
-    from jaxlstm.runs.plots import plot_gate_heatmaps, plot_states
+    from jaxlstm.runs.plots import plot_connectivity, plot_gate_heatmaps, plot_saturation, plot_states
 
     run = load_run(args.run)
     frame = run_frame(run.config.data, args)
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> None:
     config = run.config.model
     if args.html and config.arch == "conv":
         raise ConfigError("--html draws one value per unit and step; a conv run's gates are per position: drop --html")
+    if args.stats and config.arch == "conv":
+        raise ConfigError("--stats reads one hidden state per step; a conv run's are per position: drop --stats")
     dates = frame.index[index : index + run.config.data.window]
     traces = trace_gates(run.model, x[index : index + 1])
     out = output_directory(args.out or args.run / GATES_DIR)
@@ -117,4 +125,16 @@ def run(args: argparse.Namespace) -> None:
         )
         write_atomic(out / "gates.html", page.encode())
         written += 1
+    if args.stats:
+        records = saturation(trace_gates(run.model, x))
+        plot_saturation(records, out / "saturation.png", title=f"{args.run.name}: gate saturation, {len(x)} windows")
+        matrix = connectivity(run.model, x[index : index + 1])
+        plot_connectivity(matrix, out / "connectivity.png", title=f"{args.run.name}: || d h_t / d x_s ||, {span}")
+        written += 2
+        print(f"share of steps each gate spends below {LEFT} / above {RIGHT}, mean over the units, {len(x)} windows:")
+        for record in records:
+            print(
+                f"  layer {record.layer} {record.direction:8} {record.label:14} {float(record.left.mean()):6.3f} / "
+                f"{float(record.right.mean()):6.3f}"
+            )
     print(f"{span}; wrote {plural(written, 'file')} to {out}/")

@@ -24,7 +24,7 @@ def add_parser(commands: Any) -> None:
         "trained run or a fresh model, beside untrained LSTMs with forget bias 0 and 1 and plain tanh RNNs.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", type=Path, help="run directory written by `jaxlstm train`")
+    source.add_argument("--run", type=Path, help="run directory written by `jaxlstm train` or `jaxlstm lab`")
     source.add_argument("--fresh", action="store_true", help="an untrained model built from --arch/--layers/--units")
     add_data_source(parser)
     fresh = parser.add_argument_group("fresh model")
@@ -68,13 +68,18 @@ def run(args: argparse.Namespace) -> None:
     from jaxlstm.data import load_frame, prepare_as
     from jaxlstm.fileio import write_atomic
     from jaxlstm.introspect import curve_summary, decay_per_step, fresh_curves, gradient_flow, trained_rnn_curves
-    from jaxlstm.runs import GRADFLOW_DIR, load_run
+    from jaxlstm.runs import GRADFLOW_DIR, LAB_FILE, load_run
     from jaxlstm.runs.plots import plot_gradient_flow
 
     curves: dict[str, Any] = {}
     rmse: dict[str, float] = {}
     biases = (args.forget_bias, *(b for b in (1.0, 0.0) if b != args.forget_bias))
-    if args.run is not None:
+    if args.run is not None and (args.run / LAB_FILE).exists():
+        if args.train_rnn:
+            raise ConfigError("--train-rnn is for a train run; a lab run holds its trained tanh RNNs (--cells rnn)")
+        x, curves, title = _lab_curves(args.run, args.windows)
+        out, steps = args.out or args.run / GRADFLOW_DIR, "steps"
+    elif args.run is not None:
         run = load_run(args.run)
         frame = run_frame(run.config.data, args)
         x, _ = run.windows(frame)
@@ -84,19 +89,20 @@ def run(args: argparse.Namespace) -> None:
         if args.train_rnn:
             rnn_curves, rmse = trained_rnn_curves(run.model, config, run.config.data, run.config.train, frame, x)
             curves.update(rnn_curves)
-        out = args.out or args.run / GRADFLOW_DIR
+        out, steps = args.out or args.run / GRADFLOW_DIR, "days"
         others = "tanh RNNs trained alike and untrained models" if args.train_rnn else "untrained models"
         title = f"Gradient flow through time: {args.run.name} against {others}"
+        curves.update(fresh_curves(config, x, seed=args.seed, forget_biases=biases))
     else:
         data = DataConfig(csv=args.csv, start=args.start, end=args.end)
         x = prepare_as(load_frame(data), data).x_test[-args.windows :]
-        out = args.out or Path("runs/gradflow")
+        out, steps = args.out or Path("runs/gradflow"), "days"
         title = (
             f"Gradient flow through time: untrained {config.arch} LSTM ({plural(config.units, 'unit')}) and tanh RNNs"
         )
-    curves.update(fresh_curves(config, x, seed=args.seed, forget_biases=biases))
+        curves.update(fresh_curves(config, x, seed=args.seed, forget_biases=biases))
     output_directory(out)
-    plot_gradient_flow(curves, out / "gradflow.png", title=title)
+    plot_gradient_flow(curves, out / "gradflow.png", title=title, steps=steps)
     content = {"windows": len(x), "curves": curve_summary(curves), **({"test_rmse": rmse} if rmse else {})}
     write_atomic(out / "gradflow.json", (json.dumps(content, indent=2) + "\n").encode())
     last = len(x[0]) - 1
@@ -110,3 +116,19 @@ def run(args: argparse.Namespace) -> None:
     if rmse:
         print("test RMSE (price units): " + "; ".join(f"{name} {value:.2f}" for name, value in rmse.items()))
     print(f"averaged over {plural(len(x), 'window')}; wrote {out}/gradflow.png and gradflow.json")
+
+
+def _lab_curves(directory: Path, windows: int) -> tuple[Any, dict[str, Any], str]:
+    """The gradient flow of every trained cell of a lab run at each lag (seed 0), over ``windows`` fresh test
+    sequences of the longest lag: the sequences, the curves and the figure's title."""
+    from jaxlstm.introspect import gradient_flow
+    from jaxlstm.introspect.lab import LAB_TASKS
+    from jaxlstm.runs.lab import read_lab_models
+
+    settings, models = read_lab_models(directory)
+    lag = max(settings.lags)
+    x = LAB_TASKS[settings.task].make(windows, lag, 1).inputs
+    curves = {
+        f"{cell}, trained (seed 0)": gradient_flow(trained[0], x) for (cell, at), trained in models.items() if at == lag
+    }
+    return x, curves, f"Gradient flow through time: the cells of {directory.name} ({settings.task}, T = {lag})"

@@ -70,8 +70,10 @@ def _group(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> l
     if all(not action.option_strings for action in actions):
         lines += ["| Argument | Help |", "| --- | --- |"]
         for action in actions:
-            name = formatter._metavar_formatter(action, action.dest)(1)[0]
-            lines.append(f"| `{_cell(name)}` | {_cell(formatter._expand_help(action) if action.help else '')} |")
+            help_text = formatter._expand_help(action) if action.help else ""
+            if action.choices is not None:
+                help_text += ": one of " + ", ".join(f"`{choice}`" for choice in action.choices)
+            lines.append(f"| `{_cell(action.dest)}` | {_cell(help_text)} |")
     else:
         lines += ["| Option | Value | Help |", "| --- | --- | --- |"]
         for action in actions:

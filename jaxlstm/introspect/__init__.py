@@ -11,14 +11,21 @@ from jaxlstm.introspect.gradients import (
     set_forget_bias,
     trained_rnn_curves,
 )
+from jaxlstm.introspect.statistics import LEFT, RIGHT, Saturation, connectivity, last_hidden_states, saturation
 
 __all__ = [
     "GATE_NAMES",
+    "LEFT",
+    "RIGHT",
     "GateTrace",
+    "Saturation",
+    "connectivity",
     "curve_summary",
     "decay_per_step",
     "fresh_curves",
     "gradient_flow",
+    "last_hidden_states",
+    "saturation",
     "set_forget_bias",
     "trace_gates",
     "trained_rnn_curves",

@@ -1,30 +1,119 @@
 """The gate lab's experiments: cells of the family trained on a long-lag task, every seed of a (cell, lag) in one
 compiled program (:func:`~jaxlstm.training.fit_ensemble`), scored on fresh sequences against the task's baseline.
 
-A seed *solves* the task when its test MSE falls below :data:`SOLVED_MSE` (0.01, 6% of the adding problem's 1/6
-baseline); its *updates to solve* count the optimizer steps up to the end of the first epoch whose mean training
-loss is below that threshold (so they are known to within one epoch).
+Each task (:data:`LAB_TASKS`) states its loss, its test score and what counts as solved: on the adding problem
+(MSE loss) a seed *solves* the task when its test MSE falls below 0.01 (6% of the 1/6 baseline); on the temporal
+order problem (cross-entropy over its 4 classes) when fewer than 1% of its test sequences are misclassified (chance:
+75%; Hochreiter & Schmidhuber 1997 report 1 wrong of 2,560). A seed's *updates to solve* count the optimizer steps up
+to the end of the first epoch whose mean training loss is below the task's ``trained_below`` (so they are known to
+within one epoch).
 
 >>> from jaxlstm.config import TrainConfig
->>> result = adding_sweep("lstm", 8, [0, 1], units=4, samples=40, train=TrainConfig(epochs=2, batch_size=20))
->>> result.test_mse.shape, result.curves.shape, result.baseline
+>>> result = lab_sweep("adding", "lstm", 8, [0, 1], units=4, samples=40, train=TrainConfig(epochs=2, batch_size=20))
+>>> result.test_score.shape, result.curves.shape, result.task.baseline
 ((2,), (2, 2), 0.16666666666666666)
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from flax import nnx
 
 from jaxlstm.config import ModelConfig, TrainConfig
-from jaxlstm.data.tasks import adding_problem
+from jaxlstm.data.tasks import (
+    ADDING_BASELINE,
+    TEMPORAL_ORDER_CHANCE_ERROR,
+    TEMPORAL_ORDER_CLASSES,
+    TEMPORAL_ORDER_STEPS,
+    TEMPORAL_ORDER_SYMBOLS,
+    TaskData,
+    adding_problem,
+    temporal_order,
+)
+from jaxlstm.nn import Forecaster
 from jaxlstm.training import fit_ensemble
+from jaxlstm.training.epoch import Loss, cross_entropy, squared_error
 
-__all__ = ["SOLVED_MSE", "LabResult", "adding_sweep"]
+__all__ = ["LAB_TASKS", "LabResult", "LabTask", "lab_config", "lab_model", "lab_sweep"]
 
-SOLVED_MSE = 0.01
-"""The test MSE below which a seed counts as having solved the adding problem."""
+
+class LabTask(NamedTuple):
+    """A task of the lab, as a sweep trains and scores it.
+
+    Attributes:
+        name: as ``jaxlstm lab`` names it.
+        make: ``make(n, lag, seed) -> TaskData``: ``n`` sequences of the task.
+        loss: each sequence's training loss (:func:`~jaxlstm.training.epoch.squared_error`, ...).
+        features: the inputs' features.
+        outputs: the head's outputs (1 for a regression, the classes for a classification).
+        score: ``score(predictions, data) -> (n,)``: each test sequence's score, lower is better; its mean is the
+            test score.
+        score_name: what the test score is (``test MSE``, ``test error rate``).
+        baseline: the memoryless baseline's test score.
+        solved_below: a seed solves the task when its test score is below this.
+        trained_below: the training loss below which an epoch counts for "updates to solve".
+        lags: the lengths the task fixes itself (the temporal order problem's 100..110), or None: the lag is T.
+        input_names: a name per input feature.
+        class_names: a name per class of a classification; empty for a regression.
+    """
+
+    name: str
+    make: Callable[[int, int, int], TaskData]
+    loss: Loss
+    features: int
+    outputs: int
+    score: Callable[[np.ndarray, TaskData], np.ndarray]
+    score_name: str
+    baseline: float
+    solved_below: float
+    trained_below: float
+    lags: int | None
+    input_names: tuple[str, ...]
+    class_names: tuple[str, ...] = ()
+
+
+def _squared_errors(predictions: np.ndarray, data: TaskData) -> np.ndarray:
+    return (predictions - data.targets) ** 2
+
+
+def _errors(logits: np.ndarray, data: TaskData) -> np.ndarray:
+    return (np.argmax(logits, axis=-1) != data.targets).astype(np.float64)
+
+
+LAB_TASKS = {
+    "adding": LabTask(
+        "adding",
+        lambda n, lag, seed: adding_problem(n, lag, seed=seed),
+        squared_error,
+        2,
+        1,
+        _squared_errors,
+        "test MSE",
+        ADDING_BASELINE,
+        0.01,
+        0.01,
+        None,
+        ("value", "marker"),
+    ),
+    "temporal-order": LabTask(
+        "temporal-order",
+        lambda n, lag, seed: temporal_order(n, seed=seed),
+        cross_entropy,
+        len(TEMPORAL_ORDER_SYMBOLS),
+        TEMPORAL_ORDER_CLASSES,
+        _errors,
+        "test error rate",
+        TEMPORAL_ORDER_CHANCE_ERROR,
+        0.01,
+        0.01,
+        TEMPORAL_ORDER_STEPS,
+        TEMPORAL_ORDER_SYMBOLS,
+        ("XX", "XY", "YX", "YY"),
+    ),
+}
+"""The lab's tasks by name."""
 
 
 @dataclasses.dataclass
@@ -32,39 +121,56 @@ class LabResult:
     """One (cell, lag) of a sweep.
 
     Attributes:
+        task: the task trained.
         cell, lag, seeds: what was trained.
-        test_mse: (seeds,) each seed's MSE on fresh test sequences.
+        test_score: (seeds,) each seed's mean test score on fresh sequences (the task's ``score_name``).
         curves: (epochs, seeds) mean training loss per epoch.
         updates_per_epoch: optimizer steps per epoch.
-        baseline: the task's memoryless baseline loss.
         train_seconds, compile_seconds: of the one program that trained every seed.
         models: the trained models, one per seed.
+        test: the test sequences.
     """
 
+    task: LabTask
     cell: str
     lag: int
     seeds: list[int]
-    test_mse: np.ndarray
+    test_score: np.ndarray
     curves: np.ndarray
     updates_per_epoch: int
-    baseline: float
     train_seconds: float
     compile_seconds: float
     models: list[nnx.Module]
+    test: TaskData
 
     @property
     def solved(self) -> np.ndarray:
-        """(seeds,) whether each seed's test MSE is below :data:`SOLVED_MSE`."""
-        return self.test_mse < SOLVED_MSE
+        """(seeds,) whether each seed's test score is below the task's ``solved_below``."""
+        return self.test_score < self.task.solved_below
 
     @property
     def updates_to_solve(self) -> list[int | None]:
-        """Per seed, the updates to the end of the first epoch with training loss below :data:`SOLVED_MSE`."""
-        below = self.curves < SOLVED_MSE
+        """Per seed, the updates to the end of the first epoch with training loss below ``trained_below``."""
+        below = self.curves < self.task.trained_below
         return [int((np.argmax(column) + 1) * self.updates_per_epoch) if column.any() else None for column in below.T]
 
 
-def adding_sweep(
+def lab_config(task: str, cell: str, units: int) -> ModelConfig:
+    """The lab's model of ``cell`` for ``task``: one recurrent layer of ``units`` and a Dense head (the task's
+    ``outputs``) on its last ``h``, no dropout (:class:`~jaxlstm.nn.Forecaster` with ``arch="vanilla"``)."""
+    spec = LAB_TASKS[task]
+    return ModelConfig(
+        arch="vanilla", layers=1, cell=cell, units=units, dropout=0.0, n_features=spec.features, outputs=spec.outputs
+    )
+
+
+def lab_model(task: str, cell: str, units: int, seed: int = 0) -> Forecaster:
+    """A fresh :func:`lab_config` model, initialised from ``seed``."""
+    return Forecaster(lab_config(task, cell, units), rngs=nnx.Rngs(seed))
+
+
+def lab_sweep(
+    task: str,
     cell: str,
     lag: int,
     seeds: Sequence[int],
@@ -74,28 +180,30 @@ def adding_sweep(
     test_samples: int = 1000,
     train: TrainConfig,
     data_seed: int = 0,
+    progress: bool = False,
 ) -> LabResult:
-    """Trains one model of ``cell`` per seed on ``samples`` adding-problem sequences of ``lag`` steps, all seeds in one
+    """Trains one model of ``cell`` per seed on ``samples`` sequences of ``task`` with lag ``lag``, all seeds in one
     program, and scores each on ``test_samples`` fresh ones.
 
-    The model is one recurrent layer of ``units`` and a Dense(1) head on its last ``h``, no dropout
-    (:class:`~jaxlstm.nn.Forecaster` with ``arch="vanilla"``); training and test sequences come from ``data_seed``
-    and ``data_seed + 1``.
+    The model is :func:`lab_config`'s; training and test sequences come from ``data_seed`` and ``data_seed + 1``.
     """
-    data = adding_problem(samples, lag, seed=data_seed)
-    test = adding_problem(test_samples, lag, seed=data_seed + 1)
-    model_config = ModelConfig(arch="vanilla", layers=1, cell=cell, units=units, dropout=0.0, n_features=2)
-    ensemble = fit_ensemble(model_config, data.inputs, data.targets, train, list(seeds))
-    test_mse = np.array([np.mean((np.asarray(model(test.inputs)) - test.targets) ** 2) for model in ensemble.models])
+    spec = LAB_TASKS[task]
+    data = spec.make(samples, lag, data_seed)
+    test = spec.make(test_samples, lag, data_seed + 1)
+    ensemble = fit_ensemble(
+        lab_config(task, cell, units), data.inputs, data.targets, train, list(seeds), loss=spec.loss, progress=progress
+    )
+    scores = np.array([np.mean(spec.score(np.asarray(model(test.inputs)), test)) for model in ensemble.models])
     return LabResult(
+        task=spec,
         cell=cell,
         lag=lag,
         seeds=list(seeds),
-        test_mse=test_mse,
+        test_score=scores,
         curves=np.asarray(ensemble.losses),
         updates_per_epoch=-(-samples // train.batch_size),
-        baseline=data.baseline,
         train_seconds=ensemble.train_seconds,
         compile_seconds=ensemble.compile_seconds,
         models=list(ensemble.models),
+        test=test,
     )

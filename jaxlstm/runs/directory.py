@@ -36,6 +36,8 @@ __all__ = [
     "FORECAST_DIR",
     "GATES_DIR",
     "GRADFLOW_DIR",
+    "LAB_FILE",
+    "LAB_FILES",
     "PARAMS_FILE",
     "READING_DIRS",
     "RUN_FILES",
@@ -71,6 +73,14 @@ RUN_FILES = (
 """The files of a complete trained run, in the order they land; ``config.json`` comes last."""
 BACKTEST_FILES = ("metrics.json", "predictions.csv", "report.md", "backtest.png", "skill.png", CONFIG_FILE)
 """The files of a complete backtest run (``jaxlstm backtest``), ``config.json`` last."""
+LAB_FILE = "lab.json"
+"""A lab run's results (``jaxlstm lab``): its settings, every (cell, lag, seed)'s scores and learning curve. It lands
+last, so it marks a lab run complete as ``config.json`` marks the others."""
+LAB_FILES = (
+    *("report.md", "curves.png", "gates.png", "gates.html", "saturation.png", "connectivity.png", "gradflow.png"),
+    *("models.msgpack", LAB_FILE),
+)
+"""The files of a complete lab run, ``lab.json`` last (the gate figures only where a seed solved the task)."""
 DROPOUT_FILE = "dropout-forecasts.npy"
 """A backtest's Monte Carlo dropout draws (``--mc-dropout``), (folds, seeds, samples, origins, H) float64."""
 CALIBRATION_FILES = ("intervals.csv", "pit.png", "coverage.png", DROPOUT_FILE)
@@ -90,13 +100,13 @@ def _is_ours(name: str) -> bool:
     """A run file, the checkpoints, the lock, or a hidden temporary file left by a killed writer."""
     hidden_temporary = name.startswith(".") and ".tmp-" in name
     kept = (CHECKPOINTS_DIR, BACKTEST_CHECKPOINTS_DIR, *READING_DIRS, RunLock.NAME)
-    return name in (*RUN_FILES, *BACKTEST_FILES, *CALIBRATION_FILES, *kept) or hidden_temporary
+    return name in (*RUN_FILES, *BACKTEST_FILES, *CALIBRATION_FILES, *LAB_FILES, *kept) or hidden_temporary
 
 
 def run_state(directory: Path) -> str:
-    """``"absent"``, ``"empty"``, ``"complete"`` (has config.json), ``"interrupted"`` (checkpoints, no config.json),
-    ``"partial"`` (only run files, e.g. a crash while the final files landed) or ``"foreign"`` (other files, or not
-    a directory)."""
+    """``"absent"``, ``"empty"``, ``"complete"`` (has config.json, or a lab run's lab.json), ``"interrupted"``
+    (checkpoints, no config.json), ``"partial"`` (only run files, e.g. a crash while the final files landed) or
+    ``"foreign"`` (other files, or not a directory)."""
     if not directory.exists():
         return "absent"
     if not directory.is_dir():
@@ -106,7 +116,7 @@ def run_state(directory: Path) -> str:
         return "empty"
     if not all(_is_ours(name) for name in names):
         return "foreign"
-    if CONFIG_FILE in names:
+    if CONFIG_FILE in names or LAB_FILE in names:
         return "complete"
     if CHECKPOINTS_DIR in names or BACKTEST_CHECKPOINTS_DIR in names:
         return "interrupted"
@@ -242,4 +252,6 @@ def read_config(directory: Path) -> RunConfig:
     what is missing or unreadable."""
     if not directory.exists():
         raise RunError(f"{directory} is not a complete jaxlstm run: no such directory; pass --run runs/NAME")
+    if (directory / LAB_FILE).exists():
+        raise RunError(f"{directory} is a lab run (`jaxlstm lab`): it holds no forecasting model; see its report.md")
     return RunConfig.from_dict(read_file(directory, CONFIG_FILE, json.loads), source=str(directory / CONFIG_FILE))

@@ -30,6 +30,7 @@ from jaxlstm.config import RunConfig
 from jaxlstm.errors import RunError, TrainingError
 from jaxlstm.fileio import RunLock
 from jaxlstm.runs.directory import (
+    LAB_FILE,
     check_destination,
     checkpoints_dir,
     clear_run,
@@ -46,12 +47,15 @@ COMMANDS = {
     "train": "use `jaxlstm predict --run {out}`",
     "backtest": "see its report.md",
     "convert": "use `jaxlstm predict --run {out}`",
+    "lab": "see its report.md",
 }
 """The commands that write a run directory, and what to do with one of their finished runs."""
 
 
 def _finished_by(path: Path, command: str) -> str:
     """The command that wrote the finished run in ``path``, from its ``config.json`` (``command`` if unreadable)."""
+    if (path / LAB_FILE).exists():
+        return "lab"
     try:
         config = read_config(path)
     except RunError:

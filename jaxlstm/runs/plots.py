@@ -12,23 +12,28 @@ import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from jaxlstm.fileio import atomic_path
-from jaxlstm.introspect import GateTrace
+from jaxlstm.introspect import LEFT, RIGHT, GateTrace, Saturation
 from jaxlstm.introspect.gates import SIGNED
 from jaxlstm.training import History
 
 __all__ = [
     "plot_backtest",
+    "plot_connectivity",
     "plot_coverage",
     "plot_fan",
     "plot_fold_skill",
     "plot_gate_heatmaps",
     "plot_gradient_flow",
+    "plot_lab_curves",
     "plot_loss",
+    "plot_marked_gates",
     "plot_pit",
     "plot_predictions",
+    "plot_saturation",
     "plot_states",
     "save",
 ]
@@ -158,8 +163,9 @@ def plot_states(
     save(fig, path)
 
 
-def plot_gradient_flow(curves: dict[str, np.ndarray], path: Path, *, title: str) -> None:
-    """Two log-scale panels over the lag: the gradient norms, and the same divided by their value at lag 0."""
+def plot_gradient_flow(curves: dict[str, np.ndarray], path: Path, *, title: str, steps: str = "days") -> None:
+    """Two log-scale panels over the lag: the gradient norms, and the same divided by their value at lag 0
+    (``steps`` names what the lag counts)."""
     fig = Figure(figsize=(13, 5), layout="constrained")
     raw, relative = fig.subplots(1, 2)
     for name, norms in curves.items():
@@ -167,8 +173,9 @@ def plot_gradient_flow(curves: dict[str, np.ndarray], path: Path, *, title: str)
         style = {"linestyle": "--" if "RNN" in name else "-", "linewidth": 1.2 if "untrained" in name else 2.2}
         raw.plot(lags, norms, label=name, **style)
         relative.plot(lags, norms / norms[0], label=name, **style)
-    raw.set(xlabel="lag k (days before the last input day)", ylabel="mean || d prediction / d x[t-k] ||", yscale="log")
-    relative.set(xlabel="lag k (days before the last input day)", ylabel="relative to lag 0", yscale="log")
+    xlabel = f"lag k ({steps} before the last input {'day' if steps == 'days' else 'step'})"
+    raw.set(xlabel=xlabel, ylabel="mean || d prediction / d x[t-k] ||", yscale="log")
+    relative.set(xlabel=xlabel, ylabel="relative to lag 0", yscale="log")
     for ax in (raw, relative):
         ax.grid(alpha=0.3, which="both")
     relative.legend(fontsize=8)
@@ -301,4 +308,140 @@ def plot_fan(
     ax.set(xlabel="date", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
+    save(fig, path)
+
+
+def plot_lab_curves(
+    curves: dict[tuple[int, str], np.ndarray],
+    updates_per_epoch: int,
+    path: Path,
+    *,
+    baseline: float,
+    solved_below: float,
+    title: str,
+    ylabel: str,
+) -> None:
+    """The lab's learning curves, one panel per lag: each cell's training loss per epoch (curves[(lag, cell)] is
+    (epochs, seeds): the seeds' median thick, each seed thin) over the updates, on a log scale, with the task's
+    baseline (dashed) and the solved threshold (dotted)."""
+    lags = sorted({lag for lag, _ in curves})
+    fig = Figure(figsize=(5.5 * len(lags), 4.5), layout="constrained")
+    axes = fig.subplots(1, len(lags), sharey=True, squeeze=False)[0]
+    cells = list(dict.fromkeys(cell for _, cell in curves))
+    colours = {cell: f"C{k}" for k, cell in enumerate(cells)}
+    for ax, lag in zip(axes, lags, strict=True):
+        for cell in cells:
+            if (lag, cell) not in curves:
+                continue
+            losses = np.asarray(curves[(lag, cell)])
+            updates = np.arange(1, len(losses) + 1) * updates_per_epoch
+            ax.plot(updates, losses, color=colours[cell], linewidth=0.6, alpha=0.5)
+            ax.plot(updates, np.median(losses, axis=1), color=colours[cell], linewidth=2.2, label=cell)
+        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label=f"baseline {baseline:.4g}")
+        ax.axhline(solved_below, color="grey", linestyle=":", linewidth=1, label=f"solved below {solved_below:g}")
+        ax.set(xlabel="updates", ylabel=ylabel, yscale="log", title=f"T = {lag}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_marked_gates(
+    inputs: np.ndarray,
+    input_names: Sequence[str],
+    markers: np.ndarray,
+    trace: GateTrace,
+    path: Path,
+    *,
+    title: str,
+    highlight: int = 3,
+) -> None:
+    """One sequence of a lab task through a trained cell: the inputs (time, features), then each gate and state
+    of ``trace`` (batch 1) as one line per unit over the steps, the marked steps (time,) drawn as red lines; the
+    ``highlight`` units whose ``c`` (else ``h``) changes most at the marked steps are drawn thick."""
+    steps = np.arange(len(inputs))
+    series = trace.series
+    memory = np.asarray(series["c" if "c" in series else "h"][0])  # (time, units)
+    marked = np.flatnonzero(markers)
+    before = np.vstack([np.zeros_like(memory[:1]), memory[:-1]])  # the state before each step (zero at the start)
+    jumps = np.abs(memory[marked] - before[marked]).sum(axis=0)
+    strongest = np.argsort(jumps)[::-1][:highlight]
+    fig = Figure(figsize=(11, 2.1 * (len(series) + 1) + 0.6), layout="constrained")
+    axes = fig.subplots(len(series) + 1, 1, sharex=True)
+    if len(input_names) <= 3:
+        for column, name in enumerate(input_names):
+            axes[0].plot(steps, inputs[:, column], linewidth=0.9, label=name)
+        axes[0].set(title="inputs", ylabel="value")
+        axes[0].legend(fontsize=8, loc="upper right")
+    else:  # one-hot symbols: an image, one row per symbol
+        axes[0].imshow(
+            inputs.T,
+            aspect="auto",
+            cmap="Greys",
+            interpolation="nearest",
+            extent=(-0.5, len(steps) - 0.5, len(input_names) - 0.5, -0.5),
+        )
+        axes[0].set_yticks(range(len(input_names)), input_names, fontsize=7)
+        axes[0].set(title="inputs (one-hot)")
+    for ax, (name, values) in zip(axes[1:], series.items(), strict=True):
+        lines = np.asarray(values[0])
+        ax.plot(steps, lines, color="grey", linewidth=0.5, alpha=0.4)
+        for unit in strongest:
+            ax.plot(steps, lines[:, unit], linewidth=1.8, label=f"unit {unit}")
+        ax.set(title=trace.labels[name], ylabel=name)
+    axes[1].legend(fontsize=8, loc="upper right", title="units most changed at the markers", title_fontsize=8)
+    for ax in axes:
+        for step in marked:
+            ax.axvline(step, color="red", linewidth=1, alpha=0.7)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time step (red: the marked steps)")
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_saturation(records: Sequence[Saturation], path: Path, *, title: str) -> None:
+    """One panel per gate (in the records' order): a dot per unit at (share of steps left-saturated, share
+    right-saturated), coloured by layer (a backward direction as triangles); the dashed diagonal ``x + y = 1`` bounds
+    the possible shares. Units of the right corner are gates that stay open, those of the left corner closed; those
+    at the origin never saturate."""
+    gates = list(dict.fromkeys(record.gate for record in records))
+    fig = Figure(figsize=(4.2 * len(gates), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(gates), squeeze=False)[0]
+    for ax, gate in zip(axes, gates, strict=True):
+        ax.plot([0, 1], [1, 0], color="grey", linestyle="--", linewidth=1)
+        for record in (record for record in records if record.gate == gate):
+            backward = record.direction == "backward"
+            ax.scatter(
+                record.left,
+                record.right,
+                s=18,
+                alpha=0.6,
+                clip_on=False,  # units that never saturate, or always do, sit on the axes
+                color=f"C{record.layer % 10}",
+                marker="^" if backward else "o",
+                label=f"layer {record.layer}" + (" backward" if backward else ""),
+            )
+        label = next(record.label for record in records if record.gate == gate)
+        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=label)
+        ax.set(
+            xlabel=f"fraction of steps left-saturated (< {LEFT:g})", ylabel=f"fraction right-saturated (> {RIGHT:g})"
+        )
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plot_connectivity(matrix: np.ndarray, path: Path, *, title: str, markers: Sequence[int] | None = None) -> None:
+    """The connectivity ``matrix`` (steps, time) as an image, hidden-state step ``t`` down, input step ``s`` across,
+    on a log colour scale (the zeros a forward layer's ``h_t`` has for every later input left blank); each of the
+    ``markers`` (input steps, e.g. the adding problem's marked steps) as a dotted vertical line."""
+    fig = Figure(figsize=(7.5, 6), layout="constrained")
+    ax = fig.subplots()
+    shown = np.ma.masked_less_equal(matrix, 0.0)
+    image = ax.imshow(shown, aspect="auto", cmap="viridis", norm=LogNorm(), interpolation="nearest")
+    for step in markers or ():
+        ax.axvline(step, color="red", linestyle=":", linewidth=1.2)
+    ax.set(xlabel="input step s", ylabel="hidden-state step t", title=title)
+    fig.colorbar(image, ax=ax, label="mean || d h_t / d x_s ||")
     save(fig, path)

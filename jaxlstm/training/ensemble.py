@@ -34,7 +34,7 @@ from jaxlstm.data import training_input
 from jaxlstm.errors import ConfigError, plural
 from jaxlstm.nn.models import Forecaster
 from jaxlstm.training.driver import History, TrainState, resumed_devices, train_epochs
-from jaxlstm.training.epoch import BATCH_AXIS, checked, compile_ahead, make_epoch
+from jaxlstm.training.epoch import BATCH_AXIS, Loss, checked, compile_ahead, make_epoch, squared_error
 from jaxlstm.training.optimizers import make_optimizer
 from jaxlstm.training.runtime import gather, place
 
@@ -127,6 +127,7 @@ def fit_ensemble(
     checkpoint_every: int | None = None,
     on_checkpoint: Callable[[TrainState], Any] | None = None,
     progress: bool = False,
+    loss: Loss = squared_error,
 ) -> Ensemble:
     """Trains one model per seed, all at once, on windows ``x`` (n, time, features) and targets ``y`` (n,) that
     every model shares; or, with ``n_valid``, on data of their own: ``x`` (n_models, n, time, features), ``y``
@@ -134,7 +135,9 @@ def fit_ensemble(
     as :func:`~jaxlstm.training.fit` on those windows alone would (see
     :func:`~jaxlstm.training.make_epoch`). Windows that are views of a series
     (:func:`~jaxlstm.data.window_view`; one per model for data of their own) are gathered per batch from it, as in
-    :func:`~jaxlstm.training.fit`. ``progress`` shows a bar over the epochs.
+    :func:`~jaxlstm.training.fit`. ``progress`` shows a bar over the epochs. ``loss`` is each sample's loss
+    (:func:`~jaxlstm.training.epoch.squared_error`, or :func:`~jaxlstm.training.epoch.cross_entropy` for a
+    classifier whose ``y`` are integer labels).
 
     The seed of model ``k`` seeds its weights (as ``nnx.Rngs(seed)``), its shuffling and its dropout, as
     :func:`~jaxlstm.training.fit` does. Validation splits and early stopping are not supported here.
@@ -159,7 +162,7 @@ def fit_ensemble(
         opt_state = jax.vmap(optimizer.init)(initial_params)
         resume = TrainState(0, initial_params, opt_state, keys, History(devices=layout.grid[0]))
     state = dataclasses.replace(resume, history=dataclasses.replace(resume.history, loss=list(resume.history.loss)))
-    program = _Program(graphdef, optimizer, layout, n_models, config, x, y, n_valid)
+    program = _Program(graphdef, optimizer, layout, n_models, config, x, y, n_valid, loss)
     state.params, state.opt_state, state.key = program.placed((state.params, state.opt_state, state.key))
     if not state.finished:
         state.history.compile_seconds += program.compile(state)  # a resumed run adds its own
@@ -220,6 +223,7 @@ class _Program:
         x: np.ndarray,
         y: np.ndarray,
         n_valid: Sequence[int] | None,
+        loss: Loss,
     ) -> None:
         self.layout, self.n_models = layout, n_models
         self.padded = np.asarray([*range(n_models), *[n_models - 1] * (layout.slots - n_models)])  # last repeated
@@ -240,6 +244,7 @@ class _Program:
                 shuffle=config.shuffle,
                 mesh=layout.mesh,
                 window=window,
+                loss=loss,
             )
         )
 

@@ -44,16 +44,33 @@ __all__ = [
     "batch_mesh",
     "checked",
     "compile_ahead",
+    "cross_entropy",
     "make_epoch",
     "make_evaluate",
     "shuffled",
     "split_devices",
+    "squared_error",
     "training_devices",
 ]
 
 Array = jax.Array
 PyTree = Any
 BATCH_AXIS = "batch"
+Loss = Callable[[Array, Array], Array]
+"""``loss(predictions, targets) -> (batch,)``: each sample's loss, which an epoch averages over the batch."""
+
+
+def squared_error(predictions: Array, targets: Array) -> Array:
+    """Each sample's mean squared error over its outputs (Keras's MSE): predictions and targets (batch, ...) ->
+    (batch,). The default loss of every epoch."""
+    return ((predictions - targets) ** 2).reshape(len(targets), -1).mean(axis=1)
+
+
+def cross_entropy(logits: Array, labels: Array) -> Array:
+    """Each sample's softmax cross-entropy (natural log), averaged over its steps if it has several: logits
+    (batch, ..., classes) and integer labels (batch, ...) -> (batch,)."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return losses.reshape(len(labels), -1).mean(axis=1)
 
 
 def split_devices(batch_size: int, requested: int | None = None) -> list[jax.Device]:
@@ -144,13 +161,15 @@ def make_epoch(
     shuffle: bool = True,
     mesh: Mesh | None = None,
     window: int | None = None,
+    loss: Loss = squared_error,
 ) -> Callable[..., tuple[PyTree, PyTree, Array]]:
     """Builds ``epoch(params, opt_state, key, x, y, n_valid=None) -> (params, opt_state, mean_loss)``, a pure
     function.
 
     ``x`` is (n_samples, time, features) and ``y`` (n_samples,), or (n_samples, outputs) for a model with several
-    outputs (a window's loss is the mean over its outputs, as Keras's MSE). With ``window``, ``x`` is instead a
-    series (n_samples + window - 1, features) whose sample ``k`` is ``x[k : k + window]``
+    outputs (a window's loss is the mean over its outputs, as Keras's MSE); ``loss`` gives each sample's loss
+    (:func:`squared_error`, or :func:`cross_entropy` of logits and integer labels ``y``). With ``window``, ``x`` is
+    instead a series (n_samples + window - 1, features) whose sample ``k`` is ``x[k : k + window]``
     (:func:`~jaxlstm.data.training_input`): each batch gathers its windows inside the epoch, so the epoch holds the
     series once instead of ``window`` copies of it. The batches are a fresh permutation drawn from ``key``; the
     last, partial one is padded with index 0 and masked; a ``batch_size`` above
@@ -184,12 +203,11 @@ def make_epoch(
     def share_loss_and_grad(
         params: PyTree, x: Array, y: Array, mask: Array, dropout_keys: Array
     ) -> tuple[Array, PyTree]:
-        def squared_error(params: PyTree) -> Array:
+        def summed_loss(params: PyTree) -> Array:
             predictions = nnx.merge(graphdef, params)(x, dropout_key=dropout_keys)
-            errors = ((predictions - y) ** 2).reshape(len(y), -1).mean(axis=1)  # each window's, over its outputs
-            return jnp.sum(jnp.where(mask, errors, 0.0))
+            return jnp.sum(jnp.where(mask, loss(predictions, y), 0.0))
 
-        total, grads = jax.value_and_grad(squared_error)(params)
+        total, grads = jax.value_and_grad(summed_loss)(params)
         total, grads, count = jax.lax.psum((total, grads, jnp.sum(mask)), BATCH_AXIS)
         return total / count, jax.tree.map(lambda grad: grad / count, grads)
 
@@ -221,7 +239,7 @@ def make_epoch(
             params, opt_state = carry
             indices, batch_mask, batch_key = batch
             sample_keys = row_keys(batch_key, slots)  # the masks of a sample: the same on 1, 2 or N devices
-            loss, grads = loss_and_grad(params, gather(x, indices), y[indices], batch_mask, sample_keys)
+            batch_loss, grads = loss_and_grad(params, gather(x, indices), y[indices], batch_mask, sample_keys)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if masked:  # a batch with no sample (its loss 0 / 0) moves neither the weights nor Adam's state
@@ -229,8 +247,8 @@ def make_epoch(
                 new_params, new_opt_state = jax.tree.map(
                     lambda new, old: jnp.where(keep, new, old), (new_params, new_opt_state), (params, opt_state)
                 )
-                loss = jnp.where(keep, loss, 0.0)
-            return (new_params, new_opt_state), loss
+                batch_loss = jnp.where(keep, batch_loss, 0.0)
+            return (new_params, new_opt_state), batch_loss
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
         batch_sizes = jnp.sum(valid, axis=1, dtype=jnp.float32)
