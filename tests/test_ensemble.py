@@ -45,7 +45,7 @@ def test_the_models_start_bit_for_bit_as_each_seeds_own_model(architecture: str)
     model that `Forecaster(config, rngs=nnx.Rngs(seed))` builds eagerly (glorot, orthogonal and bias initialisers)."""
     model_config = preset(architecture, units=6)
     seeds = [0, 7, 123456]
-    graphdef, params, rest = _initial_models(model_config, seeds)
+    graphdef, params, rest = _initial_models(lambda rngs: Forecaster(model_config, rngs=rngs), seeds)
     for k, seed in enumerate(seeds):
         member = nnx.merge(graphdef, *jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest)))
         alone = nnx.state(Forecaster(model_config, rngs=nnx.Rngs(seed)))

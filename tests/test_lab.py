@@ -10,8 +10,10 @@ import pytest
 
 from jaxlstm.commands import main
 from jaxlstm.config import TrainConfig
-from jaxlstm.data.tasks import adding_problem, temporal_order
+from jaxlstm.data.tasks import adding_problem, copy_task, temporal_order
+from jaxlstm.introspect import trace_gates
 from jaxlstm.introspect.lab import LAB_TASKS, lab_model, lab_sweep
+from jaxlstm.nn import PerStepModel
 from jaxlstm.runs import run_state
 from jaxlstm.runs.lab import read_lab_models
 from jaxlstm.training import fit_ensemble
@@ -41,6 +43,24 @@ def test_a_temporal_order_sweep_scores_the_share_misclassified() -> None:
     logits = np.asarray(result.models[0](test.inputs))
     assert logits.shape == (50, 4)
     assert result.test_score[0] == pytest.approx(np.mean(np.argmax(logits, axis=1) != test.targets))
+
+
+def test_a_copy_sweep_scores_the_recalled_symbols_of_a_per_step_model() -> None:
+    train = TrainConfig(epochs=1, batch_size=20)
+    result = lab_sweep("copy", "gru", 4, [0], units=4, samples=40, test_samples=30, train=train)
+    test = copy_task(30, 4, seed=1)
+    logits = np.asarray(result.models[0](test.inputs))
+    assert isinstance(result.models[0], PerStepModel) and logits.shape == (30, 24, 10)
+    wrong = np.argmax(logits[:, -10:], axis=-1) != test.targets[:, -10:]
+    assert result.test_score[0] == pytest.approx(wrong.mean())
+
+
+def test_a_per_step_model_applies_its_head_to_every_hidden_state() -> None:
+    model = lab_model("copy", "lstm", 5, seed=2)
+    x = copy_task(3, 6, seed=0).inputs
+    [trace] = trace_gates(model, x)  # the last layer's h at every step (tested against NumPy in test_introspect)
+    kernel, bias = np.asarray(model.head.kernel[...]), np.asarray(model.head.bias[...])
+    np.testing.assert_allclose(model(x), np.asarray(trace.h) @ kernel + bias, atol=1e-5)
 
 
 def test_the_many_models_cross_entropy_is_numpys_of_the_initial_logits() -> None:

@@ -65,9 +65,14 @@ DOCUMENTED_ELSEWHERE = {
     "cache-unusable",
     "processes-incomplete",
     "process-id-out-of-range",
+    "lab-unknown-cell",
+    "lab-bad-lags",
+    "lab-fixed-lengths",
+    "lab-run-not-a-model",
+    "gates-html-conv",
 }
-"""Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py, test_cli.py, test_fetch.py and
-test_forecast.py), not by the catalogue loop."""
+"""Rows of docs/errors.md tested by their own tests below (or in test_checkpoint.py, test_cli.py, test_fetch.py,
+test_forecast.py, test_lab.py and test_introspect.py), not by the catalogue loop."""
 
 
 def yahoo_rows(n: int = N_ROWS, seed: int = 0, start: str = "2020-01-01", volatility: float = 0.02) -> list[str]:

@@ -121,14 +121,16 @@ def run(args: argparse.Namespace) -> None:
 def _lab_curves(directory: Path, windows: int) -> tuple[Any, dict[str, Any], str]:
     """The gradient flow of every trained cell of a lab run at each lag (seed 0), over ``windows`` fresh test
     sequences of the longest lag: the sequences, the curves and the figure's title."""
-    from jaxlstm.introspect import gradient_flow
-    from jaxlstm.introspect.lab import LAB_TASKS
+    from jaxlstm.introspect.lab import LAB_TASKS, lab_gradient_flow
     from jaxlstm.runs.lab import read_lab_models
 
     settings, models = read_lab_models(directory)
     lag = max(settings.lags)
-    x = LAB_TASKS[settings.task].make(windows, lag, 1).inputs
+    task = LAB_TASKS[settings.task]
+    x = task.make(windows, lag, 1).inputs
     curves = {
-        f"{cell}, trained (seed 0)": gradient_flow(trained[0], x) for (cell, at), trained in models.items() if at == lag
+        f"{cell}, trained (seed 0)": lab_gradient_flow(task, trained[0], x)
+        for (cell, at), trained in models.items()
+        if at == lag
     }
     return x, curves, f"Gradient flow through time: the cells of {directory.name} ({settings.task}, T = {lag})"

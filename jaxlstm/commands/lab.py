@@ -11,7 +11,7 @@ from jaxlstm.errors import ConfigError, plural
 
 __all__ = ["LAB_TASK_NAMES", "add_parser", "run"]
 
-LAB_TASK_NAMES = ("adding", "temporal-order")
+LAB_TASK_NAMES = ("adding", "temporal-order", "copy")
 """The tasks ``jaxlstm lab`` trains (``jaxlstm.introspect.lab.LAB_TASKS``, named here so that the parser imports no
 JAX)."""
 TEMPORAL_ORDER_LENGTH = 110  # the temporal order problem's padded length (jaxlstm.data.tasks.TEMPORAL_ORDER_STEPS)
@@ -25,17 +25,19 @@ def add_parser(commands: Any) -> None:
         description="Train each cell at each lag with every seed, all seeds of a (cell, lag) in one compiled "
         "program, and score each seed on fresh test sequences against the task's memoryless baseline. Writes "
         "report.md (the table), curves.png (learning curves), gates.png and gates.html (a solved cell's gates over "
-        "one sequence, the marked steps drawn), gradflow.png, models.msgpack and lab.json. The adding problem "
-        "(Arjovsky et al. 2016): two channels, values U[0, 1] and a marker with one 1 in each half; the target is "
-        "the sum of the two marked values; predicting 1 scores MSE 1/6; solved: test MSE below 0.01. The temporal "
-        "order problem (Hochreiter & Schmidhuber 1997, experiment 6a): 100..110 symbols of a, b, c, d with X or Y "
-        "at two steps in [10, 20] and [50, 60]; 4 classes (XX, XY, YX, YY); chance errs 75%; solved: under 1% wrong.",
+        "one sequence, the marked steps drawn), saturation.png, connectivity.png, gradflow.png, models.msgpack and "
+        "lab.json. The tasks: adding (Arjovsky et al. 2016): two channels, values U[0, 1] and a marker with one 1 "
+        "in each half; the target is the sum of the two marked values; predicting 1 scores MSE 1/6; solved: test "
+        "MSE below 0.01. temporal-order (Hochreiter & Schmidhuber 1997, experiment 6a): 100..110 symbols of a, b, "
+        "c, d with X or Y at two steps in [10, 20] and [50, 60]; 4 classes (XX, XY, YX, YY); chance errs 75%; "
+        "solved: under 1% wrong. copy (Arjovsky et al. 2016): 10 symbols of 8, T - 1 blanks, a delimiter, 10 "
+        "blanks; recall the 10 symbols at the end; guessing errs 7/8 of the time; solved: under 1% wrong.",
     )
     parser.add_argument("task", choices=LAB_TASK_NAMES, help="the task")
     parser.add_argument(
         "--lags",
-        help="sequence lengths T of the adding problem, comma-separated (default: 50); the temporal order problem "
-        "fixes its own (100..110)",
+        help="lags T, comma-separated: the adding problem's lengths, the copy task's blanks + 1 (default: 50); the "
+        "temporal order problem fixes its own lengths (100..110)",
     )
     parser.add_argument(
         "--cells", default="lstm,gru,rnn", help=f"cells, comma-separated, of {', '.join(CELLS)} (default: lstm,gru,rnn)"

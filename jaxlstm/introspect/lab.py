@@ -6,7 +6,9 @@ Each task (:data:`LAB_TASKS`) states its loss, its test score and what counts as
 order problem (cross-entropy over its 4 classes) when fewer than 1% of its test sequences are misclassified (chance:
 75%; Hochreiter & Schmidhuber 1997 report 1 wrong of 2,560). A seed's *updates to solve* count the optimizer steps up
 to the end of the first epoch whose mean training loss is below the task's ``trained_below`` (so they are known to
-within one epoch).
+within one epoch). The copy task (Arjovsky et al. 2016, sec. 4.1) is answered at every step by a
+:class:`~jaxlstm.nn.PerStepModel`, trained on the cross-entropy of every step and scored by the share of its 10
+recalled symbols it gets wrong (guessing errs 7/8 of the time).
 
 >>> from jaxlstm.config import TrainConfig
 >>> result = lab_sweep("adding", "lstm", 8, [0, 1], units=4, samples=40, train=TrainConfig(epochs=2, batch_size=20))
@@ -24,19 +26,27 @@ from flax import nnx
 from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.data.tasks import (
     ADDING_BASELINE,
+    COPY_CLASSES,
+    TEMPORAL_ORDER_BASELINE,
     TEMPORAL_ORDER_CHANCE_ERROR,
     TEMPORAL_ORDER_CLASSES,
     TEMPORAL_ORDER_STEPS,
     TEMPORAL_ORDER_SYMBOLS,
     TaskData,
     adding_problem,
+    copy_baseline,
+    copy_task,
     temporal_order,
 )
-from jaxlstm.nn import Forecaster
+from jaxlstm.introspect.gradients import gradient_flow
+from jaxlstm.nn import Forecaster, PerStepModel
 from jaxlstm.training import fit_ensemble
 from jaxlstm.training.epoch import Loss, cross_entropy, squared_error
 
-__all__ = ["LAB_TASKS", "LabResult", "LabTask", "lab_config", "lab_model", "lab_sweep"]
+COPY_SYMBOLS, COPY_REMEMBER = 8, 10  # the copy task's defaults (jaxlstm.data.tasks.copy_task)
+COPY_NAMES = ("blank", *(f"a{k}" for k in range(1, COPY_SYMBOLS + 1)), "delimiter")  # its inputs' and classes' names
+
+__all__ = ["LAB_TASKS", "LabResult", "LabTask", "lab_config", "lab_gradient_flow", "lab_model", "lab_sweep"]
 
 
 class LabTask(NamedTuple):
@@ -52,11 +62,13 @@ class LabTask(NamedTuple):
             test score.
         score_name: what the test score is (``test MSE``, ``test error rate``).
         baseline: the memoryless baseline's test score.
+        loss_baseline: ``loss_baseline(lag)``, the memoryless baseline's training loss.
         solved_below: a seed solves the task when its test score is below this.
         trained_below: the training loss below which an epoch counts for "updates to solve".
         lags: the lengths the task fixes itself (the temporal order problem's 100..110), or None: the lag is T.
         input_names: a name per input feature.
         class_names: a name per class of a classification; empty for a regression.
+        per_step: the model answers at every step (:class:`~jaxlstm.nn.PerStepModel`), not once at the end.
     """
 
     name: str
@@ -67,11 +79,13 @@ class LabTask(NamedTuple):
     score: Callable[[np.ndarray, TaskData], np.ndarray]
     score_name: str
     baseline: float
+    loss_baseline: Callable[[int], float]
     solved_below: float
     trained_below: float
     lags: int | None
     input_names: tuple[str, ...]
     class_names: tuple[str, ...] = ()
+    per_step: bool = False
 
 
 def _squared_errors(predictions: np.ndarray, data: TaskData) -> np.ndarray:
@@ -82,35 +96,60 @@ def _errors(logits: np.ndarray, data: TaskData) -> np.ndarray:
     return (np.argmax(logits, axis=-1) != data.targets).astype(np.float64)
 
 
+def _recall_errors(logits: np.ndarray, data: TaskData) -> np.ndarray:
+    """Each copy sequence's share of wrongly recalled symbols (its last ``COPY_REMEMBER`` steps)."""
+    recalled = slice(-COPY_REMEMBER, None)
+    return np.mean(np.argmax(logits[:, recalled], axis=-1) != data.targets[:, recalled], axis=1)
+
+
 LAB_TASKS = {
     "adding": LabTask(
-        "adding",
-        lambda n, lag, seed: adding_problem(n, lag, seed=seed),
-        squared_error,
-        2,
-        1,
-        _squared_errors,
-        "test MSE",
-        ADDING_BASELINE,
-        0.01,
-        0.01,
-        None,
-        ("value", "marker"),
+        name="adding",
+        make=lambda n, lag, seed: adding_problem(n, lag, seed=seed),
+        loss=squared_error,
+        features=2,
+        outputs=1,
+        score=_squared_errors,
+        score_name="test MSE",
+        baseline=ADDING_BASELINE,
+        loss_baseline=lambda lag: ADDING_BASELINE,
+        solved_below=0.01,
+        trained_below=0.01,
+        lags=None,
+        input_names=("value", "marker"),
     ),
     "temporal-order": LabTask(
-        "temporal-order",
-        lambda n, lag, seed: temporal_order(n, seed=seed),
-        cross_entropy,
-        len(TEMPORAL_ORDER_SYMBOLS),
-        TEMPORAL_ORDER_CLASSES,
-        _errors,
-        "test error rate",
-        TEMPORAL_ORDER_CHANCE_ERROR,
-        0.01,
-        0.01,
-        TEMPORAL_ORDER_STEPS,
-        TEMPORAL_ORDER_SYMBOLS,
-        ("XX", "XY", "YX", "YY"),
+        name="temporal-order",
+        make=lambda n, lag, seed: temporal_order(n, seed=seed),
+        loss=cross_entropy,
+        features=len(TEMPORAL_ORDER_SYMBOLS),
+        outputs=TEMPORAL_ORDER_CLASSES,
+        score=_errors,
+        score_name="test error rate",
+        baseline=TEMPORAL_ORDER_CHANCE_ERROR,
+        loss_baseline=lambda lag: TEMPORAL_ORDER_BASELINE,
+        solved_below=0.01,
+        trained_below=0.01,
+        lags=TEMPORAL_ORDER_STEPS,
+        input_names=TEMPORAL_ORDER_SYMBOLS,
+        class_names=("XX", "XY", "YX", "YY"),
+    ),
+    "copy": LabTask(
+        name="copy",
+        make=lambda n, lag, seed: copy_task(n, lag, seed=seed),
+        loss=cross_entropy,
+        features=COPY_CLASSES,
+        outputs=COPY_CLASSES,
+        score=_recall_errors,
+        score_name="test recall error rate",
+        baseline=1 - 1 / COPY_SYMBOLS,
+        loss_baseline=copy_baseline,
+        solved_below=0.01,
+        trained_below=0.01,
+        lags=None,
+        input_names=COPY_NAMES,
+        class_names=COPY_NAMES,
+        per_step=True,
     ),
 }
 """The lab's tasks by name."""
@@ -164,9 +203,21 @@ def lab_config(task: str, cell: str, units: int) -> ModelConfig:
     )
 
 
-def lab_model(task: str, cell: str, units: int, seed: int = 0) -> Forecaster:
-    """A fresh :func:`lab_config` model, initialised from ``seed``."""
-    return Forecaster(lab_config(task, cell, units), rngs=nnx.Rngs(seed))
+def lab_model(task: str, cell: str, units: int, seed: int | nnx.Rngs = 0) -> Forecaster:
+    """A fresh :func:`lab_config` model, initialised from ``seed``: a :class:`~jaxlstm.nn.Forecaster`, or a
+    :class:`~jaxlstm.nn.PerStepModel` for a task answered at every step."""
+    rngs = seed if isinstance(seed, nnx.Rngs) else nnx.Rngs(seed)
+    kind = PerStepModel if LAB_TASKS[task].per_step else Forecaster
+    return kind(lab_config(task, cell, units), rngs=rngs)
+
+
+def lab_gradient_flow(task: LabTask, model: nnx.Module, x: np.ndarray) -> np.ndarray:
+    """:func:`~jaxlstm.introspect.gradient_flow` of a lab model over sequences ``x``: of its prediction, or for a
+    task answered at every step of its last step's outputs (summed over the classes)."""
+    if not task.per_step:
+        return gradient_flow(model, x)
+    graphdef, state = nnx.split(model)
+    return gradient_flow(lambda inputs: nnx.merge(graphdef, state)(inputs)[:, -1].sum(axis=-1), x)
 
 
 def lab_sweep(
@@ -191,7 +242,13 @@ def lab_sweep(
     data = spec.make(samples, lag, data_seed)
     test = spec.make(test_samples, lag, data_seed + 1)
     ensemble = fit_ensemble(
-        lab_config(task, cell, units), data.inputs, data.targets, train, list(seeds), loss=spec.loss, progress=progress
+        lambda rngs: lab_model(task, cell, units, rngs),
+        data.inputs,
+        data.targets,
+        train,
+        list(seeds),
+        loss=spec.loss,
+        progress=progress,
     )
     scores = np.array([np.mean(spec.score(np.asarray(model(test.inputs)), test)) for model in ensemble.models])
     return LabResult(

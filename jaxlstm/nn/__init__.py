@@ -10,7 +10,7 @@ from jaxlstm.nn.convlstm import ConvLSTM, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from jaxlstm.nn.fused import lstm_sequence
 from jaxlstm.nn.gru import GRU, GRUGates, GRUParams, gru_update
 from jaxlstm.nn.layers import LSTM, Bidirectional, CellLayer, LayerTrace, RecurrentLayer, Stacked, scan_layer, scan_lstm
-from jaxlstm.nn.models import Forecaster, count_parameters
+from jaxlstm.nn.models import Forecaster, PerStepModel, count_parameters
 from jaxlstm.nn.rnn import HiddenState, RNNForecaster, SimpleRNN, rnn_update
 from jaxlstm.nn.scan import scan_cell, scan_steps
 from jaxlstm.nn.variants import VARIANTS, LSTMVariant, VariantState, variant_update
@@ -34,6 +34,7 @@ __all__ = [
     "LSTMState",
     "LSTMVariant",
     "LayerTrace",
+    "PerStepModel",
     "RNNForecaster",
     "RecurrentLayer",
     "SimpleRNN",

@@ -36,13 +36,15 @@ __all__ = ["Forecaster", "cell_layer", "count_parameters", "recurrent_layers"]
 Array = jax.Array
 
 
-def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[RecurrentLayer], int]:
+def recurrent_layers(
+    config: ModelConfig, rngs: nnx.Rngs, *, last_returns_sequences: bool = False
+) -> tuple[list[RecurrentLayer], int]:
     """The recurrent layers of ``config``'s model, in order, and the width of the last one's output, flattened.
 
     ``vanilla``/``stacked``: layers of ``config.cell`` (:func:`cell_layer`); ``bidirectional``: each in a
     :class:`~jaxlstm.nn.Bidirectional`;
     ``conv``: ConvLSTM1D layers reading sub-sequences of ``subsequence_length`` days. Every layer but the last
-    returns sequences.
+    returns sequences (the last too with ``last_returns_sequences``; not for ``conv``).
     """
     layers: list[RecurrentLayer] = []
     mixed = {} if config.precision == "float32" else {"dtype": config.precision, "cell_dtype": jnp.float32}
@@ -64,7 +66,8 @@ def recurrent_layers(config: ModelConfig, rngs: nnx.Rngs) -> tuple[list[Recurren
         return layers, math.prod(shape)
     in_features = config.n_features
     for index in range(config.layers):
-        options = {"return_sequences": index < config.layers - 1, "unroll": config.unroll, **mixed, "rngs": rngs}
+        sequences = last_returns_sequences or index < config.layers - 1
+        options = {"return_sequences": sequences, "unroll": config.unroll, **mixed, "rngs": rngs}
         layer: RecurrentLayer = cell_layer(config, in_features, **options)
         if config.arch == "bidirectional":
             layer = Bidirectional(layer, cell_layer(config, in_features, reverse=True, **options))
@@ -106,9 +109,11 @@ class Forecaster(nnx.Module):
         head: Dense(outputs) on the last layer's output (flattened: a ConvLSTM's final state has positions).
     """
 
+    last_returns_sequences = False  # PerStepModel's head reads every step
+
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
-        layers, width = recurrent_layers(config, rngs)
+        layers, width = recurrent_layers(config, rngs, last_returns_sequences=self.last_returns_sequences)
         self.recurrent = Stacked(layers, dropout=config.dropout)
         self.head = nnx.Linear(
             width,
@@ -161,6 +166,31 @@ class Forecaster(nnx.Module):
         :meth:`~jaxlstm.nn.Stacked.trace` gives them (a ``conv`` model's windows cut into sub-sequences
         first)."""
         return self.recurrent.trace(self.stack_inputs(x))
+
+
+class PerStepModel(Forecaster):
+    """A :class:`Forecaster` whose head reads every step: windows (batch, time, n_features) -> (batch, time, outputs)
+    (Keras's ``return_sequences=True`` and ``TimeDistributed(Dense(outputs))``), for tasks with a target at every
+    step such as the copy task. Built from the same :class:`~jaxlstm.config.ModelConfig` (``conv`` excepted).
+
+    >>> model = PerStepModel(ModelConfig(arch="vanilla", layers=1, units=4, outputs=3, dropout=0.0), rngs=nnx.Rngs(0))
+    >>> model(jnp.ones((2, 7, 1))).shape
+    (2, 7, 3)
+    """
+
+    last_returns_sequences = True
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        if config.arch == "conv":
+            raise ValueError("a per-step head reads one output per input step; the conv architecture reads blocks")
+        super().__init__(config, rngs=rngs)
+
+    def __call__(
+        self, x: Array, *, mask: Array | None = None, lengths: Array | None = None, dropout_key: Array | None = None
+    ) -> Array:
+        """Outputs (batch, time, outputs) for x (batch, time, n_features); see :meth:`Forecaster.__call__`."""
+        features = self.recurrent(x, mask=mask, lengths=lengths, dropout_key=dropout_key)
+        return self.head(features).astype(jnp.float32)
 
 
 def count_parameters(model: nnx.Module) -> int:

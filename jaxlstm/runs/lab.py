@@ -26,9 +26,9 @@ from flax import nnx, serialization
 from jaxlstm.config import TrainConfig
 from jaxlstm.errors import RunError
 from jaxlstm.fileio import write_atomic
-from jaxlstm.introspect import LEFT, RIGHT, connectivity, gradient_flow, saturation, trace_gates
+from jaxlstm.introspect import LEFT, RIGHT, connectivity, saturation, trace_gates
 from jaxlstm.introspect.explorer import explorer_html, trace_layers
-from jaxlstm.introspect.lab import LAB_TASKS, LabResult, LabTask, lab_model, lab_sweep
+from jaxlstm.introspect.lab import LAB_TASKS, LabResult, LabTask, lab_gradient_flow, lab_model, lab_sweep
 from jaxlstm.runs.directory import LAB_FILE, read_file, write_json
 from jaxlstm.runs.lifecycle import RunDirectory
 from jaxlstm.runs.plots import (
@@ -128,7 +128,9 @@ def _report(settings: LabSettings, rows: list[dict[str, Any]], gates_note: str) 
         "",
         f"A seed solves the task when its {task.score_name} is below {task.solved_below:g} (the memoryless baseline: "
         f"{task.baseline:.4g}); updates to solve: to the end of the first epoch whose training loss is below "
-        f"{task.solved_below:g}.",
+        f"{task.trained_below:g} (the memoryless training loss: "
+        + ", ".join(f"{task.loss_baseline(lag):.4g} at T = {lag}" for lag in settings.lags)
+        + ").",
         "",
         f"| T | cell | {task.score_name} per seed | solved | updates to solve | seconds (compile) |",
         "|---|---|---|---|---|---|",
@@ -167,14 +169,14 @@ def _save(out: Path, settings: LabSettings, results: Sequence[LabResult]) -> Non
             {(result.lag, result.cell): result.curves for result in results},
             results[0].updates_per_epoch,
             out / "curves.png",
-            baseline=task.baseline,
-            solved_below=task.solved_below,
+            baselines={lag: task.loss_baseline(lag) for lag in settings.lags},
+            threshold=task.trained_below,
             title=title,
             ylabel="training loss",
         )
         longest = max(settings.lags)
         curves = {
-            result.cell: gradient_flow(result.models[0], result.test.inputs[:GRADIENT_SEQUENCES])
+            result.cell: lab_gradient_flow(task, result.models[0], result.test.inputs[:GRADIENT_SEQUENCES])
             for result in results
             if result.lag == longest
         }
@@ -203,9 +205,13 @@ def _save_gates(out: Path, task: LabTask, result: LabResult | None) -> str:
     traces = trace_gates(model, inputs[None])
     output = np.asarray(model(inputs[None]))[0]
     target = result.test.targets[0]
-    if task.class_names:
+    numbers: dict[str, float] = {}
+    if task.per_step:
+        recalled = np.asarray(target) != 0
+        right = int(np.sum(np.argmax(output, axis=-1)[recalled] == np.asarray(target)[recalled]))
+        outcome = f"recalled {right} of {int(recalled.sum())} symbols"
+    elif task.class_names:
         outcome = f"class {task.class_names[int(target)]}, predicted {task.class_names[int(np.argmax(output))]}"
-        numbers: dict[str, float] = {}
     else:
         outcome = f"target {float(target):.3f}, prediction {float(output):.3f}"
         numbers = {"target": float(target), "prediction": float(output)}

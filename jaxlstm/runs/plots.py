@@ -316,14 +316,14 @@ def plot_lab_curves(
     updates_per_epoch: int,
     path: Path,
     *,
-    baseline: float,
-    solved_below: float,
+    baselines: dict[int, float],
+    threshold: float,
     title: str,
     ylabel: str,
 ) -> None:
     """The lab's learning curves, one panel per lag: each cell's training loss per epoch (curves[(lag, cell)] is
     (epochs, seeds): the seeds' median thick, each seed thin) over the updates, on a log scale, with the task's
-    baseline (dashed) and the solved threshold (dotted)."""
+    memoryless loss at that lag (``baselines``, dashed) and the ``threshold`` of "solved" (dotted)."""
     lags = sorted({lag for lag, _ in curves})
     fig = Figure(figsize=(5.5 * len(lags), 4.5), layout="constrained")
     axes = fig.subplots(1, len(lags), sharey=True, squeeze=False)[0]
@@ -337,8 +337,9 @@ def plot_lab_curves(
             updates = np.arange(1, len(losses) + 1) * updates_per_epoch
             ax.plot(updates, losses, color=colours[cell], linewidth=0.6, alpha=0.5)
             ax.plot(updates, np.median(losses, axis=1), color=colours[cell], linewidth=2.2, label=cell)
+        baseline = baselines[lag]
         ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label=f"baseline {baseline:.4g}")
-        ax.axhline(solved_below, color="grey", linestyle=":", linewidth=1, label=f"solved below {solved_below:g}")
+        ax.axhline(threshold, color="grey", linestyle=":", linewidth=1, label=f"solved below {threshold:g}")
         ax.set(xlabel="updates", ylabel=ylabel, yscale="log", title=f"T = {lag}")
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)

@@ -94,28 +94,28 @@ class Ensemble:
     first_epoch_seconds: float = math.nan
 
 
-def _initial_models(model_config: ModelConfig, seeds: Sequence[int]) -> tuple[nnx.GraphDef, Any, Any]:
+def _initial_models(make: Callable[[nnx.Rngs], nnx.Module], seeds: Sequence[int]) -> tuple[nnx.GraphDef, Any, Any]:
     """The models' structure, and their initial parameters and other state with a leading models axis (n_models, ...).
 
     One compiled construction builds every model (a compilation per model configuration, whatever the number of
     models; a few milliseconds a model after it), and the host stacks them: model ``k``'s slice is bit for bit that
-    of ``Forecaster(model_config, rngs=nnx.Rngs(seeds[k]))`` on CPU (tested), without n_models eager constructions.
+    of ``make(nnx.Rngs(seeds[k]))`` on CPU (tested), without n_models eager constructions.
     """
 
     @jax.jit
     def build(key: jax.Array) -> tuple[nnx.State, nnx.State]:
-        _, params, rest = nnx.split(Forecaster(model_config, rngs=nnx.Rngs(key)), nnx.Param, ...)
+        _, params, rest = nnx.split(make(nnx.Rngs(key)), nnx.Param, ...)
         return params, rest
 
     built = [build(jax.random.key(seed)) for seed in seeds]
     params = jax.tree.map(lambda *leaves: np.stack(leaves), *jax.device_get([weights for weights, _ in built]))
     rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[other for _, other in built])
-    graphdef = nnx.graphdef(nnx.eval_shape(lambda: Forecaster(model_config, rngs=nnx.Rngs(0))))
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: make(nnx.Rngs(0))))
     return graphdef, params, rest
 
 
 def fit_ensemble(
-    model_config: ModelConfig,
+    model_config: ModelConfig | Callable[[nnx.Rngs], nnx.Module],
     x: np.ndarray,
     y: np.ndarray,
     config: TrainConfig,
@@ -129,11 +129,12 @@ def fit_ensemble(
     progress: bool = False,
     loss: Loss = squared_error,
 ) -> Ensemble:
-    """Trains one model per seed, all at once, on windows ``x`` (n, time, features) and targets ``y`` (n,) that
-    every model shares; or, with ``n_valid``, on data of their own: ``x`` (n_models, n, time, features), ``y``
-    (n_models, n), and model ``k`` trains on its first ``n_valid[k]`` windows only (the rest is padding), exactly
-    as :func:`~jaxlstm.training.fit` on those windows alone would (see
-    :func:`~jaxlstm.training.make_epoch`). Windows that are views of a series
+    """Trains one model per seed, all at once (each a :class:`~jaxlstm.nn.Forecaster` of ``model_config``, or
+    ``model_config(rngs)`` for a constructor such as ``lambda rngs: PerStepModel(config, rngs=rngs)``), on windows
+    ``x`` (n, time, features) and targets ``y`` (n,) that every model shares; or, with ``n_valid``, on data of their
+    own: ``x`` (n_models, n, time, features), ``y`` (n_models, n), and model ``k`` trains on its first
+    ``n_valid[k]`` windows only (the rest is padding), exactly as :func:`~jaxlstm.training.fit` on those windows
+    alone would (see :func:`~jaxlstm.training.make_epoch`). Windows that are views of a series
     (:func:`~jaxlstm.data.window_view`; one per model for data of their own) are gathered per batch from it, as in
     :func:`~jaxlstm.training.fit`. ``progress`` shows a bar over the epochs. ``loss`` is each sample's loss
     (:func:`~jaxlstm.training.epoch.squared_error`, or :func:`~jaxlstm.training.epoch.cross_entropy` for a
@@ -155,7 +156,8 @@ def fit_ensemble(
     n_models = len(seeds)
     devices = resumed_devices(resume, config, None, "its models spread over")
     layout = model_layout(n_models, models_at_once, devices=devices)
-    graphdef, initial_params, rest = _initial_models(model_config, seeds)
+    make = (lambda rngs: Forecaster(model_config, rngs=rngs)) if isinstance(model_config, ModelConfig) else model_config
+    graphdef, initial_params, rest = _initial_models(make, seeds)
     optimizer = make_optimizer(config)
     if resume is None:
         keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
