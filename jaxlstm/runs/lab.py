@@ -16,6 +16,7 @@ The directory is checked before any training and written at the end, under the r
 """
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,8 @@ def _save(out: Path, settings: LabSettings, results: Sequence[LabResult]) -> Non
 
 
 def _save_gates(out: Path, task: LabTask, result: LabResult | None) -> str:
-    """``gates.png`` and ``gates.html`` of ``result``'s best seed over test sequence 0; what the report says of them."""
+    """``gates.png``, ``gates.html`` and ``connectivity.png`` of ``result``'s best seed over test sequence 0, and its
+    ``saturation.png`` over many; what the report says of them."""
     if result is None:
         return "no gate figures: no gated cell solved any lag."
     best = int(np.argmin(result.test_score))
@@ -246,8 +248,6 @@ def _save_gates(out: Path, task: LabTask, result: LabResult | None) -> str:
 
 def read_lab(directory: Path) -> dict[str, Any]:
     """The ``lab.json`` of a lab run; RunError when ``directory`` holds none."""
-    import json
-
     if not (directory / LAB_FILE).exists():
         raise RunError(f"{directory} is not a lab run (no {LAB_FILE}); pass the --out of `jaxlstm lab`")
     return read_file(directory, LAB_FILE, json.loads)
