@@ -63,6 +63,16 @@ def test_a_per_step_model_applies_its_head_to_every_hidden_state() -> None:
     np.testing.assert_allclose(model(x), np.asarray(trace.h) @ kernel + bias, atol=1e-5)
 
 
+def test_the_lstms_forget_bias_starts_where_it_is_set_and_other_cells_ignore_it() -> None:
+    units = 4
+    for bias in (1.0, 3.0):
+        [layer] = lab_model("temporal-order", "lstm", units, forget_bias=bias).recurrent.layers
+        np.testing.assert_array_equal(np.asarray(layer.b[...])[units : 2 * units], bias)
+        np.testing.assert_array_equal(np.asarray(layer.b[...])[:units], 0.0)  # the input gate's keeps 0
+    gru = lab_model("adding", "gru", units, forget_bias=3.0).recurrent.layers[0]
+    np.testing.assert_array_equal(np.asarray(gru.b[...]), 0.0)
+
+
 def test_the_many_models_cross_entropy_is_numpys_of_the_initial_logits() -> None:
     """One batch holding every sequence: the first epoch's loss is the loss before the one update, which is the
     mean of -log softmax(logits)[label] of the initial models (NumPy, float64)."""
@@ -129,6 +139,7 @@ def test_the_commands_that_need_a_model_refuse_a_lab_run(lab_dir: Path, capsys) 
         (["adding", "--lags", "1"], "each length must be >= 2"),
         (["adding", "--seeds", "0"], "--seeds 0: must be a whole number >= 1"),
         (["temporal-order", "--lags", "50"], "has its own lengths (100..110); drop --lags"),
+        (["adding", "--forget-bias", "nan"], "--forget-bias nan: must be a finite number"),
     ],
 )
 def test_lab_user_errors_write_nothing(tmp_path: Path, capsys, args: list[str], message: str) -> None:

@@ -2,6 +2,7 @@
 a table of seeds solved, learning curves against the baseline, and the gates of a solved cell at the marked steps."""
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
     parser.add_argument("--batch-size", type=int, default=20, help="batch size (default: 20)")
     parser.add_argument("--learning-rate", type=float, default=0.01, help="Adam's learning rate (default: 0.01)")
+    parser.add_argument(
+        "--forget-bias",
+        type=float,
+        default=1.0,
+        help="initial forget-gate bias of the lstm cell (default: 1.0, Keras's unit forget bias); other cells keep "
+        "their own initialisation",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, help="lab run directory to write (default: runs/lab-TASK)")
     output.add_argument("--overwrite", action="store_true", help="replace an existing lab run")
@@ -81,6 +89,8 @@ def settings_from(args: argparse.Namespace) -> Any:
     """The :class:`~jaxlstm.runs.lab.LabSettings` of the arguments; ConfigError naming a bad one."""
     for name in ("seeds", "units", "samples", "test_samples", "epochs", "batch_size"):
         check_count(f"--{name.replace('_', '-')}", getattr(args, name), 3)
+    if not math.isfinite(args.forget_bias):
+        raise ConfigError(f"--forget-bias {args.forget_bias}: must be a finite number, e.g. --forget-bias 3")
     if not args.learning_rate > 0:
         raise ConfigError(f"--learning-rate {args.learning_rate}: must be > 0, e.g. --learning-rate 0.01")
     from jaxlstm.runs.lab import LabSettings
@@ -99,6 +109,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        forget_bias=args.forget_bias,
     )
 
 

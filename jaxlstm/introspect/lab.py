@@ -38,7 +38,7 @@ from jaxlstm.data.tasks import (
     copy_task,
     temporal_order,
 )
-from jaxlstm.introspect.gradients import gradient_flow
+from jaxlstm.introspect.gradients import gradient_flow, set_forget_bias
 from jaxlstm.nn import Forecaster, PerStepModel
 from jaxlstm.training import fit_ensemble
 from jaxlstm.training.epoch import Loss, cross_entropy, squared_error
@@ -203,12 +203,16 @@ def lab_config(task: str, cell: str, units: int) -> ModelConfig:
     )
 
 
-def lab_model(task: str, cell: str, units: int, seed: int | nnx.Rngs = 0) -> Forecaster:
+def lab_model(task: str, cell: str, units: int, seed: int | nnx.Rngs = 0, *, forget_bias: float = 1.0) -> Forecaster:
     """A fresh :func:`lab_config` model, initialised from ``seed``: a :class:`~jaxlstm.nn.Forecaster`, or a
-    :class:`~jaxlstm.nn.PerStepModel` for a task answered at every step."""
+    :class:`~jaxlstm.nn.PerStepModel` for a task answered at every step. An ``lstm`` cell starts with its forget
+    gate's bias at ``forget_bias`` (1 is Keras's unit forget bias, jaxlstm's default); other cells ignore it."""
     rngs = seed if isinstance(seed, nnx.Rngs) else nnx.Rngs(seed)
     kind = PerStepModel if LAB_TASKS[task].per_step else Forecaster
-    return kind(lab_config(task, cell, units), rngs=rngs)
+    model = kind(lab_config(task, cell, units), rngs=rngs)
+    if cell == "lstm" and forget_bias != 1.0:
+        set_forget_bias(model, forget_bias)
+    return model
 
 
 def lab_gradient_flow(task: LabTask, model: nnx.Module, x: np.ndarray) -> np.ndarray:
@@ -232,17 +236,19 @@ def lab_sweep(
     train: TrainConfig,
     data_seed: int = 0,
     progress: bool = False,
+    forget_bias: float = 1.0,
 ) -> LabResult:
     """Trains one model of ``cell`` per seed on ``samples`` sequences of ``task`` with lag ``lag``, all seeds in one
     program, and scores each on ``test_samples`` fresh ones.
 
-    The model is :func:`lab_config`'s; training and test sequences come from ``data_seed`` and ``data_seed + 1``.
+    The model is :func:`lab_model`'s (an ``lstm``'s forget bias at ``forget_bias``); training and test sequences
+    come from ``data_seed`` and ``data_seed + 1``.
     """
     spec = LAB_TASKS[task]
     data = spec.make(samples, lag, data_seed)
     test = spec.make(test_samples, lag, data_seed + 1)
     ensemble = fit_ensemble(
-        lambda rngs: lab_model(task, cell, units, rngs),
+        lambda rngs: lab_model(task, cell, units, rngs, forget_bias=forget_bias),
         data.inputs,
         data.targets,
         train,

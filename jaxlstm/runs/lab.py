@@ -50,7 +50,8 @@ STATISTICS_SEQUENCES = 200  # test sequences of saturation.png
 class LabSettings:
     """What ``jaxlstm lab`` trains: ``task`` (a name of :data:`~jaxlstm.introspect.lab.LAB_TASKS`), each of
     ``cells`` at each of ``lags`` with seeds ``0 .. seeds - 1``, one layer of ``units``, on ``samples`` training and
-    ``test_samples`` test sequences, with Adam at ``learning_rate``."""
+    ``test_samples`` test sequences, with Adam at ``learning_rate``; an ``lstm`` cell's forget bias starts at
+    ``forget_bias``."""
 
     task: str = "adding"
     lags: tuple[int, ...] = (50,)
@@ -62,6 +63,7 @@ class LabSettings:
     epochs: int = 10
     batch_size: int = 20
     learning_rate: float = 0.01
+    forget_bias: float = 1.0
 
     @property
     def train(self) -> TrainConfig:
@@ -92,6 +94,7 @@ def lab_run(
                 test_samples=settings.test_samples,
                 train=settings.train,
                 progress=progress,
+                forget_bias=settings.forget_bias,
             )
             report(result)
             results.append(result)
@@ -124,8 +127,8 @@ def _report(settings: LabSettings, rows: list[dict[str, Any]], gates_note: str) 
         "",
         f"One layer of {settings.units} units and a Dense head per cell; {settings.samples} training sequences, "
         f"{settings.test_samples} fresh test sequences; Adam at {settings.learning_rate}, batch {settings.batch_size}, "
-        f"{settings.epochs} epochs ({updates} updates); seeds 0..{settings.seeds - 1}, each (cell, lag)'s seeds "
-        f"trained in one program.",
+        f"{settings.epochs} epochs ({updates} updates); the LSTM's initial forget bias {settings.forget_bias:g}; "
+        f"seeds 0..{settings.seeds - 1}, each (cell, lag)'s seeds trained in one program.",
         "",
         f"A seed solves the task when its {task.score_name} is below {task.solved_below:g} (the memoryless baseline: "
         f"{task.baseline:.4g}); updates to solve: to the end of the first epoch whose training loss is below "
