@@ -201,6 +201,10 @@ def pytorch_cudnn_algorithm(
     return "PERSIST_STATIC" if common and device else "STANDARD"
 
 
+class UnsupportedError(Exception):
+    """A peer that cannot run a configuration on this machine: recorded and skipped, not timed."""
+
+
 def torch_timing(precision: str) -> Runner:
     def run(widths: list[tuple[int, int]], x: jax.Array, repeats: int) -> Measurement:
         return time_torch(widths, x, repeats, precision)
@@ -240,7 +244,10 @@ def time_torch(widths: list[tuple[int, int]], x: jax.Array, repeats: int, precis
             torch.cuda.synchronize()
 
     start = time.perf_counter()
-    step()
+    try:
+        step()
+    except RuntimeError as error:  # e.g. oneDNN has no bfloat16 LSTM on a CPU without AVX-512 BF16
+        raise UnsupportedError(f"torch nn.LSTM [{precision}] on {device}: {str(error).splitlines()[0]}") from None
     wait(None)
     first = time.perf_counter() - start
     median = median_seconds(step, repeats, wait)
@@ -427,7 +434,12 @@ def main() -> None:
         ]
         for precision, name, timing in runs:
             jax.config.update("jax_default_matmul_precision", "tensorfloat32" if precision == "tf32" else "highest")
-            compile_seconds, seconds, facts = timing(widths, x, args.repeats)
+            try:
+                compile_seconds, seconds, facts = timing(widths, x, args.repeats)
+            except UnsupportedError as reason:
+                skipped.append({**config, "implementation": name, "precision": precision, "unsupported": str(reason)})
+                print(f"# unsupported here, skipped: {reason}", flush=True)
+                continue
             row = {
                 **config,
                 "implementation": name if precision == "float32" else f"{name} [{precision}]",
@@ -451,7 +463,8 @@ def main() -> None:
                 flush=True,
             )
     for config in skipped:
-        print(f"skipped (over --max-gflop {max_gflop}): {config}")
+        if "unsupported" not in config:
+            print(f"skipped (over --max-gflop {max_gflop}): {config}")
     content = summarize(env, args, results, skipped)
     folder = write_results(stem, content)
     plot(results, env, folder / f"{stem}.png")
