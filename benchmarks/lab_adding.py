@@ -1,6 +1,7 @@
 """The adding problem (Arjovsky et al. 2016, sec. 4.2) for cells of the family: every seed of a (cell, lag) trained
 in one program by :func:`jaxlstm.introspect.lab.lab_sweep`, scored on fresh sequences against the 1/6 baseline.
-A first finding of the gate lab (docs/lab.md), until ``jaxlstm lab`` takes it over.
+The same sweeps as ``jaxlstm lab adding``, with the machine and versions recorded beside the results, for the
+reproductions of docs/lab.md.
 
     .venv/bin/python benchmarks/lab_adding.py                          # T = 50; lstm, gru, rnn; 3 seeds
     .venv/bin/python benchmarks/lab_adding.py --lags 50,100 --cells lstm,rnn,cifg,nfg --seeds 5

@@ -15,7 +15,6 @@ __all__ = ["LAB_TASK_NAMES", "add_parser", "run"]
 LAB_TASK_NAMES = ("adding", "temporal-order", "copy")
 """The tasks ``jaxlstm lab`` trains (``jaxlstm.introspect.lab.LAB_TASKS``, named here so that the parser imports no
 JAX)."""
-TEMPORAL_ORDER_LENGTH = 110  # the temporal order problem's padded length (jaxlstm.data.tasks.TEMPORAL_ORDER_STEPS)
 
 
 def add_parser(commands: Any) -> None:
@@ -87,8 +86,9 @@ def _cells(text: str) -> tuple[str, ...]:
 
 def settings_from(args: argparse.Namespace) -> Any:
     """The :class:`~jaxlstm.runs.lab.LabSettings` of the arguments; ConfigError naming a bad one."""
-    for name in ("seeds", "units", "samples", "test_samples", "epochs", "batch_size"):
-        check_count(f"--{name.replace('_', '-')}", getattr(args, name), 3)
+    examples = {"seeds": 3, "units": 32, "samples": 5000, "test_samples": 1000, "epochs": 10, "batch_size": 20}
+    for name, example in examples.items():
+        check_count(f"--{name.replace('_', '-')}", getattr(args, name), example)
     if not math.isfinite(args.forget_bias):
         raise ConfigError(f"--forget-bias {args.forget_bias}: must be a finite number, e.g. --forget-bias 3")
     if not args.learning_rate > 0:
@@ -97,7 +97,9 @@ def settings_from(args: argparse.Namespace) -> Any:
 
     if args.task == "temporal-order" and args.lags is not None:
         raise ConfigError("--lags: the temporal order problem has its own lengths (100..110); drop --lags")
-    lags = (TEMPORAL_ORDER_LENGTH,) if args.task == "temporal-order" else _lags(args.lags or "50")
+    from jaxlstm.data.tasks import TEMPORAL_ORDER_STEPS  # NumPy only: no JAX before the arguments are checked
+
+    lags = (TEMPORAL_ORDER_STEPS,) if args.task == "temporal-order" else _lags(args.lags or "50")
     return LabSettings(
         task=args.task,
         lags=lags,

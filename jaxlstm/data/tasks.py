@@ -94,6 +94,8 @@ import numpy as np
 __all__ = [
     "ADDING_BASELINE",
     "COPY_CLASSES",
+    "COPY_REMEMBER",
+    "COPY_SYMBOLS",
     "TEMPORAL_ORDER_BASELINE",
     "TEMPORAL_ORDER_CHANCE_ERROR",
     "TEMPORAL_ORDER_CLASSES",
@@ -109,7 +111,11 @@ __all__ = [
 ADDING_BASELINE = 1.0 / 6.0
 """The adding problem's MSE when predicting the constant 1 (the mean of the target), whatever the length."""
 
-COPY_CLASSES = 10
+COPY_SYMBOLS = 8
+"""The copy task's alphabet by default: the symbols a_1 .. a_8."""
+COPY_REMEMBER = 10
+"""The copy task's symbols to remember and recall, by default."""
+COPY_CLASSES = COPY_SYMBOLS + 2
 """The copy task's categories with its 8 symbols: the blank (0), the symbols (1..8) and the delimiter (9)."""
 
 TEMPORAL_ORDER_SYMBOLS = ("a", "b", "c", "d", "B", "E", "X", "Y")
@@ -193,7 +199,7 @@ def _check_copy_sizes(lag: int, symbols: int, remember: int) -> None:
         raise ValueError(f"the copy task needs remember >= 1 (symbols to copy), got remember={remember}")
 
 
-def copy_baseline(lag: int, symbols: int = 8, remember: int = 10) -> float:
+def copy_baseline(lag: int, symbols: int = COPY_SYMBOLS, remember: int = COPY_REMEMBER) -> float:
     """The copy task's memoryless cross-entropy per step, ``remember * ln(symbols) / (lag + 2 * remember)``: blanks,
     then the uniform distribution over the symbols for the last ``remember`` steps.
 
@@ -207,7 +213,7 @@ def copy_baseline(lag: int, symbols: int = 8, remember: int = 10) -> float:
     return remember * math.log(symbols) / (lag + 2 * remember)
 
 
-def copy_task(n: int, lag: int, *, seed: int, symbols: int = 8, remember: int = 10) -> TaskData:
+def copy_task(n: int, lag: int, *, seed: int, symbols: int = COPY_SYMBOLS, remember: int = COPY_REMEMBER) -> TaskData:
     """``n`` sequences of the copy task with ``lag`` = T (see the module docstring), from ``seed``.
 
     A sequence has ``lag + 2 * remember`` steps and ``symbols + 2`` categories: the blank 0, the symbols

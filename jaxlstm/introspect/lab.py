@@ -27,10 +27,11 @@ from jaxlstm.config import ModelConfig, TrainConfig
 from jaxlstm.data.tasks import (
     ADDING_BASELINE,
     COPY_CLASSES,
+    COPY_REMEMBER,
+    COPY_SYMBOLS,
     TEMPORAL_ORDER_BASELINE,
     TEMPORAL_ORDER_CHANCE_ERROR,
     TEMPORAL_ORDER_CLASSES,
-    TEMPORAL_ORDER_STEPS,
     TEMPORAL_ORDER_SYMBOLS,
     TaskData,
     adding_problem,
@@ -43,7 +44,6 @@ from jaxlstm.nn import Forecaster, PerStepModel
 from jaxlstm.training import fit_ensemble
 from jaxlstm.training.epoch import Loss, cross_entropy, squared_error
 
-COPY_SYMBOLS, COPY_REMEMBER = 8, 10  # the copy task's defaults (jaxlstm.data.tasks.copy_task)
 COPY_NAMES = ("blank", *(f"a{k}" for k in range(1, COPY_SYMBOLS + 1)), "delimiter")  # its inputs' and classes' names
 
 __all__ = ["LAB_TASKS", "LabResult", "LabTask", "lab_config", "lab_gradient_flow", "lab_model", "lab_sweep"]
@@ -65,7 +65,6 @@ class LabTask(NamedTuple):
         loss_baseline: ``loss_baseline(lag)``, the memoryless baseline's training loss.
         solved_below: a seed solves the task when its test score is below this.
         trained_below: the training loss below which an epoch counts for "updates to solve".
-        lags: the lengths the task fixes itself (the temporal order problem's 100..110), or None: the lag is T.
         input_names: a name per input feature.
         class_names: a name per class of a classification; empty for a regression.
         per_step: the model answers at every step (:class:`~jaxlstm.nn.PerStepModel`), not once at the end.
@@ -82,7 +81,6 @@ class LabTask(NamedTuple):
     loss_baseline: Callable[[int], float]
     solved_below: float
     trained_below: float
-    lags: int | None
     input_names: tuple[str, ...]
     class_names: tuple[str, ...] = ()
     per_step: bool = False
@@ -115,7 +113,6 @@ LAB_TASKS = {
         loss_baseline=lambda lag: ADDING_BASELINE,
         solved_below=0.01,
         trained_below=0.01,
-        lags=None,
         input_names=("value", "marker"),
     ),
     "temporal-order": LabTask(
@@ -130,7 +127,6 @@ LAB_TASKS = {
         loss_baseline=lambda lag: TEMPORAL_ORDER_BASELINE,
         solved_below=0.01,
         trained_below=0.01,
-        lags=TEMPORAL_ORDER_STEPS,
         input_names=TEMPORAL_ORDER_SYMBOLS,
         class_names=("XX", "XY", "YX", "YY"),
     ),
@@ -146,7 +142,6 @@ LAB_TASKS = {
         loss_baseline=copy_baseline,
         solved_below=0.01,
         trained_below=0.01,
-        lags=None,
         input_names=COPY_NAMES,
         class_names=COPY_NAMES,
         per_step=True,

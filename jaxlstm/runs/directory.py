@@ -77,8 +77,15 @@ LAB_FILE = "lab.json"
 """A lab run's results (``jaxlstm lab``): its settings, every (cell, lag, seed)'s scores and learning curve. It lands
 last, so it marks a lab run complete as ``config.json`` marks the others."""
 LAB_FILES = (
-    *("report.md", "curves.png", "gates.png", "gates.html", "saturation.png", "connectivity.png", "gradflow.png"),
-    *("models.msgpack", LAB_FILE),
+    "report.md",
+    "curves.png",
+    "gates.png",
+    "gates.html",
+    "saturation.png",
+    "connectivity.png",
+    "gradflow.png",
+    "models.msgpack",
+    LAB_FILE,
 )
 """The files of a complete lab run, ``lab.json`` last (the gate figures only where a seed solved the task)."""
 DROPOUT_FILE = "dropout-forecasts.npy"
